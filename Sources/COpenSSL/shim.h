@@ -1,0 +1,12 @@
+// OpenSSL headers for the TLS transport (Debian's libssl-dev).
+#ifndef LOGRELAY_COPENSSL_SHIM_H
+#define LOGRELAY_COPENSSL_SHIM_H
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+// SSL_set_tlsext_host_name is a macro; expose it as a function for Swift.
+static inline long logrelay_SSL_set_tlsext_host_name(SSL *s, const char *name) {
+    return SSL_set_tlsext_host_name(s, name);
+}
+#endif

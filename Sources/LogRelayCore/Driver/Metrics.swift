@@ -1,0 +1,50 @@
+// GET /metrics: Prometheus text format. Labels carry container names and ids and
+// redacted server addresses only; secrets never appear here.
+public enum Metrics {
+    public static func render(streams: [LogStream], connections: [NATSConnection]) -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String, _ rows: [(String, String)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, value) in rows { out += "\(name){\(labels)} \(value)\n" }
+        }
+        let sorted = streams.sorted { $0.containerName < $1.containerName }
+        let rows = sorted.map { s in (labels(s), s.sink.buffer.counters) }
+        family("logrelay_lines_received_total", "counter", "Log lines read from the container's stream.", rows.map { ($0.0, "\($0.1.receivedLines)") })
+        family("logrelay_bytes_received_total", "counter", "Bytes of log lines read from the container's stream.", rows.map { ($0.0, "\($0.1.receivedBytes)") })
+        family("logrelay_events_published_total", "counter", "Events confirmed by the sink.", rows.map { ($0.0, "\($0.1.publishedLines)") })
+        family("logrelay_bytes_published_total", "counter", "Event bytes confirmed by the sink.", rows.map { ($0.0, "\($0.1.publishedBytes)") })
+        family("logrelay_events_dropped_total", "counter", "Events dropped because the buffer was full or the sink gave up.", rows.map { ($0.0, "\($0.1.droppedLines)") })
+        family("logrelay_bytes_dropped_total", "counter", "Event bytes dropped.", rows.map { ($0.0, "\($0.1.droppedBytes)") })
+        family("logrelay_events_resent_total", "counter", "Events sent again after a connection failed (possible duplicates).", rows.map { ($0.0, "\($0.1.resentLines)") })
+        family("logrelay_buffer_bytes", "gauge", "Bytes held for the sink.", rows.map { ($0.0, "\($0.1.bufferedBytes)") })
+        family("logrelay_corrupt_frames_total", "counter", "Corrupt frames discarded from the stream.", sorted.map { (labels($0), "\($0.corruptFrames)") })
+
+        let conns = connections.map { ($0, $0.status) }
+        family("logrelay_nats_connected", "gauge", "1 when the NATS connection is up.", conns.map { (connLabels($0.1), $0.1.state == .connected ? "1" : "0") })
+        family("logrelay_nats_reconnects_total", "counter", "Times the NATS connection was lost.", conns.map { (connLabels($0.1), "\($0.1.reconnects)") })
+        family("logrelay_nats_streams", "gauge", "Streams sharing the NATS connection.", conns.map { (connLabels($0.1), "\($0.0.publisherCount)") })
+        family("logrelay_nats_last_error_info", "gauge", "The last error of the NATS connection, as a label.", conns.filter { !$0.1.lastError.isEmpty }.map { (connLabels($0.1) + ",error=\"\(escape($0.1.lastError))\"", "1") })
+        return out
+    }
+
+    private static func labels(_ s: LogStream) -> String {
+        "container=\"\(escape(s.containerName))\",file=\"\(escape(String((s.file.split(separator: "/").last ?? "").prefix(12))))\""
+    }
+
+    private static func connLabels(_ st: NATSConnection.Status) -> String {
+        "server=\"\(escape(st.server))\",state=\"\(st.state.rawValue)\""
+    }
+
+    static func escape(_ s: String) -> String {
+        var o = ""
+        for c in s {
+            switch c {
+            case "\\": o += "\\\\"
+            case "\"": o += "\\\""
+            case "\n": o += "\\n"
+            default: o.append(c)
+            }
+        }
+        return o
+    }
+}

@@ -1,0 +1,426 @@
+// The container's --log-opt map (Info.Config), parsed and validated in one place.
+// This is the only file that knows option key names. Everything that can be wrong
+// fails here, at StartLogging, so `docker run` fails at once with an actionable
+// message; secret values are never echoed.
+
+public struct OptionError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ m: String) { message = m }
+    public var description: String { message }
+
+    /// A value in double quotes, with control characters escaped so a message stays on one line.
+    static func quote<S: StringProtocol>(_ s: S) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x7F {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\x" + (hex.count < 2 ? "0" + hex : hex)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    /// Strips ASCII spaces and tabs at both ends.
+    static func trim(_ s: Substring) -> Substring {
+        var s = s
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return s
+    }
+}
+
+/// The plugin-level `DRIVER` setting.
+public enum DriverSetting: String, Sendable { case auto, nats, logentries }
+
+public enum DriverKind: String, Sendable { case nats, logentries }
+
+public enum BufferFullPolicy: String, Sendable, CaseIterable {
+    case dropOldest = "drop-oldest", dropNewest = "drop-newest", block
+}
+
+public struct CommonOptions: Sendable {
+    public var tag: TagTemplate
+    public var labels: [String]
+    public var labelsRegex: String?
+    public var env: [String]
+    public var envRegex: String?
+    public var bufferSize: Int
+    public var bufferFull: BufferFullPolicy
+    public var partialMerge: Bool
+
+    public init(tag: TagTemplate = .defaultTag, labels: [String] = [], labelsRegex: String? = nil,
+                env: [String] = [], envRegex: String? = nil, bufferSize: Int = LogOptions.defaultBufferSize,
+                bufferFull: BufferFullPolicy = .dropOldest, partialMerge: Bool = true) {
+        self.tag = tag
+        self.labels = labels
+        self.labelsRegex = labelsRegex
+        self.env = env
+        self.envRegex = envRegex
+        self.bufferSize = bufferSize
+        self.bufferFull = bufferFull
+        self.partialMerge = partialMerge
+    }
+}
+
+/// Everything that decides which server a NATS connection talks to and as whom:
+/// containers with equal keys can share one connection.
+public struct NATSConnectionKey: Hashable, Sendable, CustomStringConvertible {
+    public let servers: [NATSServerURL]
+    public let user: String?
+    public let pass: String?
+    public let token: String?
+    public let tlsCACert: String?
+    public let tlsCert: String?
+    public let tlsKey: String?
+    public let tlsSkipVerify: Bool
+    public let maxReconnect: Int
+
+    /// Redacted, for logs and metrics labels.
+    public var description: String {
+        var s = servers.map(\.description).joined(separator: ",")
+        if let user { s += " user=\(user)" }
+        if token != nil { s += " token=***" }
+        if tlsSkipVerify { s += " tls-skip-verify" }
+        return s
+    }
+}
+
+public struct NATSOptions: Sendable {
+    public var servers: [NATSServerURL]
+    /// nil: publish to the rendered `tag`.
+    public var subject: TagTemplate?
+    /// -1 = retry forever.
+    public var maxReconnect: Int
+    public var user: String?
+    public var pass: String?
+    public var token: String?
+    public var tlsCACert: String?
+    public var tlsCert: String?
+    public var tlsKey: String?
+    public var tlsSkipVerify: Bool
+
+    public init(servers: [NATSServerURL] = [NATSServerURL(host: "localhost")], subject: TagTemplate? = nil,
+                maxReconnect: Int = -1, user: String? = nil, pass: String? = nil, token: String? = nil,
+                tlsCACert: String? = nil, tlsCert: String? = nil, tlsKey: String? = nil, tlsSkipVerify: Bool = false) {
+        self.servers = servers
+        self.subject = subject
+        self.maxReconnect = maxReconnect
+        self.user = user
+        self.pass = pass
+        self.token = token
+        self.tlsCACert = tlsCACert
+        self.tlsCert = tlsCert
+        self.tlsKey = tlsKey
+        self.tlsSkipVerify = tlsSkipVerify
+    }
+
+    public var connectionKey: NATSConnectionKey {
+        NATSConnectionKey(servers: servers, user: user, pass: pass, token: token, tlsCACert: tlsCACert,
+                          tlsCert: tlsCert, tlsKey: tlsKey, tlsSkipVerify: tlsSkipVerify, maxReconnect: maxReconnect)
+    }
+}
+
+public struct LogentriesOptions: Sendable {
+    public var token: String
+    public var lineOnly: Bool
+    public var host: String
+    public var port: Int
+    public var tls: Bool
+    public var caCert: String?
+
+    public init(token: String, lineOnly: Bool = false, host: String = "data.logentries.com", port: Int = 443,
+                tls: Bool = true, caCert: String? = nil) {
+        self.token = token
+        self.lineOnly = lineOnly
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.caCert = caCert
+    }
+
+    /// "host:port", with brackets around an IPv6 address.
+    public var hostPort: String { (host.contains(":") ? "[\(host)]" : host) + ":\(port)" }
+}
+
+public struct LogOptions: Sendable {
+    public var driver: DriverKind
+    public var common: CommonOptions
+    public var nats: NATSOptions?
+    public var logentries: LogentriesOptions?
+
+    public init(driver: DriverKind, common: CommonOptions, nats: NATSOptions? = nil, logentries: LogentriesOptions? = nil) {
+        self.driver = driver
+        self.common = common
+        self.nats = nats
+        self.logentries = logentries
+    }
+
+    public static let defaultBufferSize = 8 << 20
+    /// Smaller buffers could not hold even a few of Docker's 16 KiB line pieces.
+    public static let minBufferSize = 64 << 10
+
+    // MARK: key names
+
+    static let commonKeys = ["tag", "labels", "labels-regex", "env", "env-regex",
+                             "buffer-size", "buffer-full", "partial-merge"]
+    static let natsKeys = ["nats-servers", "nats-subject", "nats-max-reconnect", "nats-user", "nats-pass",
+                           "nats-token", "nats-tls-ca-cert", "nats-tls-cert", "nats-tls-key", "nats-tls-skip-verify"]
+    static let logentriesKeys = ["logentries-token", "line-only", "logentries-address", "logentries-region",
+                                 "logentries-tls", "logentries-tls-ca-cert"]
+    /// Consumed by dockerd itself (protocol doc §7.2) and passed through to us.
+    static let daemonKeys: Set<String> = ["mode", "max-buffer-size", "cache-disabled", "cache-max-size",
+                                          "cache-max-file", "cache-compress", "max-size", "max-file", "compress"]
+
+    public static func parse(_ config: [String: String], driver: DriverSetting) throws(OptionError) -> LogOptions {
+        let kind: DriverKind
+        switch driver {
+        case .nats: kind = .nats
+        case .logentries: kind = .logentries
+        case .auto: kind = config["logentries-token"] != nil ? .logentries : .nats
+        }
+
+        let own = commonKeys + (kind == .nats ? natsKeys : logentriesKeys)
+        let known = Set(own).union(daemonKeys)
+        // Sorted so the message is the same every time; values are never shown (a typo'd
+        // key such as "nats-password" may hold a secret).
+        let unknown = config.keys.filter { !known.contains($0) }.sorted()
+        if !unknown.isEmpty {
+            let names = unknown.map { OptionError.quote($0) }.joined(separator: ", ")
+            throw OptionError("unknown log option\(unknown.count > 1 ? "s" : "") \(names) for the \(kind.rawValue) log driver (valid: \(own.joined(separator: ", ")))")
+        }
+
+        let r = Reader(config: config)
+        let common = try parseCommon(r)
+        switch kind {
+        case .nats:
+            return LogOptions(driver: .nats, common: common, nats: try parseNATS(r))
+        case .logentries:
+            return LogOptions(driver: .logentries, common: common, logentries: try parseLogentries(r))
+        }
+    }
+
+    // MARK: per-group parsing
+
+    static func parseCommon(_ r: Reader) throws(OptionError) -> CommonOptions {
+        var c = CommonOptions()
+        if let tag = r["tag"] { c.tag = try TagTemplate(tag, context: "tag") }
+        if let v = r["labels"] { c.labels = v.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        if let v = r["env"] { c.env = v.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        if let v = r["labels-regex"] { _ = try compileRegex(v, key: "labels-regex"); c.labelsRegex = v }
+        if let v = r["env-regex"] { _ = try compileRegex(v, key: "env-regex"); c.envRegex = v }
+        if let v = r["buffer-size"] {
+            guard let n = parseSize(v) else {
+                throw OptionError("invalid buffer-size \(OptionError.quote(v)): expected a size in bytes with an optional k, m or g suffix, like 8m")
+            }
+            guard n >= minBufferSize else {
+                throw OptionError("buffer-size \(OptionError.quote(v)) is too small: the minimum is 64k")
+            }
+            c.bufferSize = n
+        }
+        if let v = r["buffer-full"] {
+            guard let p = BufferFullPolicy(rawValue: v) else {
+                throw OptionError("invalid buffer-full \(OptionError.quote(v)): expected drop-oldest, drop-newest or block")
+            }
+            c.bufferFull = p
+        }
+        if let v = r["partial-merge"] { c.partialMerge = try parseBool(v, key: "partial-merge") }
+        return c
+    }
+
+    static func parseNATS(_ r: Reader) throws(OptionError) -> NATSOptions {
+        var n = NATSOptions()
+        if let v = r["nats-servers"] {
+            var servers: [NATSServerURL] = []
+            for part in v.split(separator: ",") {
+                let entry = OptionError.trim(part)
+                if entry.isEmpty { continue }
+                do throws(OptionError) {
+                    servers.append(try NATSServerURL(parsing: String(entry)))
+                } catch {
+                    throw OptionError("invalid nats-servers: \(error.message)")
+                }
+            }
+            guard !servers.isEmpty else { throw OptionError("nats-servers has no server URL") }
+            n.servers = servers
+        }
+        if let v = r["nats-subject"] {
+            let t = try TagTemplate(v, context: "nats-subject")
+            // A subject without markup can be checked now; a templated one is checked once rendered.
+            if let literal = t.literalValue {
+                do throws(OptionError) { try NATSSubject.validate(literal) } catch {
+                    throw OptionError("invalid nats-subject: \(error.message)")
+                }
+            }
+            n.subject = t
+        }
+        if let v = r["nats-max-reconnect"] {
+            guard let m = Int(v), m >= -1 else {
+                throw OptionError("invalid nats-max-reconnect \(OptionError.quote(v)): expected a whole number of attempts, or -1 to retry forever")
+            }
+            n.maxReconnect = m
+        }
+        n.user = r["nats-user"]
+        n.pass = r["nats-pass"]
+        n.token = r["nats-token"]
+        if n.pass != nil && n.user == nil { throw OptionError("nats-pass needs nats-user") }
+        if n.token != nil && n.user != nil {
+            throw OptionError("nats-token and nats-user/nats-pass are alternatives: set only one of them")
+        }
+        n.tlsCACert = try absolutePath(r, "nats-tls-ca-cert")
+        n.tlsCert = try absolutePath(r, "nats-tls-cert")
+        n.tlsKey = try absolutePath(r, "nats-tls-key")
+        if (n.tlsCert == nil) != (n.tlsKey == nil) {
+            throw OptionError("nats-tls-cert and nats-tls-key must be given together")
+        }
+        // `--log-opt nats-tls-skip-verify` with no value means "skip".
+        if let v = r.config["nats-tls-skip-verify"] {
+            n.tlsSkipVerify = v.isEmpty ? true : try parseBool(v, key: "nats-tls-skip-verify")
+        }
+        return n
+    }
+
+    static func parseLogentries(_ r: Reader) throws(OptionError) -> LogentriesOptions {
+        guard let token = r["logentries-token"] else {
+            throw OptionError("logentries-token is required by the logentries log driver")
+        }
+        guard isUUID(token) else {
+            throw OptionError("logentries-token does not look like a Logentries log token (expected a UUID like 2bfbea1e-10c3-4419-bdad-7e6435882e1f)")
+        }
+        var l = LogentriesOptions(token: token)
+        if let v = r["line-only"] { l.lineOnly = try parseBool(v, key: "line-only") }
+        if let v = r["logentries-tls"] { l.tls = try parseBool(v, key: "logentries-tls") }
+        l.caCert = try absolutePath(r, "logentries-tls-ca-cert")
+        if l.caCert != nil && !l.tls {
+            throw OptionError("logentries-tls-ca-cert has no effect with logentries-tls=false")
+        }
+        let address = r["logentries-address"], region = r["logentries-region"]
+        if address != nil && region != nil {
+            throw OptionError("logentries-address and logentries-region both choose the endpoint: set only one of them")
+        }
+        if let v = address {
+            do throws(OptionError) {
+                let hp = try HostPortParser.split(v)
+                l.host = hp.host
+                // Without a port: the documented TLS port, or the first plaintext one (wire doc B1).
+                l.port = hp.port ?? (l.tls ? 443 : 80)
+            } catch {
+                throw OptionError("invalid logentries-address \(OptionError.quote(v)): \(error.message) (expected host:port, like data.logentries.com:443)")
+            }
+        } else if let v = region {
+            guard isRegion(v) else {
+                throw OptionError("invalid logentries-region \(OptionError.quote(v)): expected a region name like eu, us or us2")
+            }
+            l.host = "\(v).data.logs.insight.rapid7.com"
+            l.port = l.tls ? 443 : 80
+        } else if !l.tls {
+            l.port = 80
+        }
+        return l
+    }
+
+    // MARK: value parsers
+
+    /// Empty values count as unset: daemon-wide `log-opts` can inject empty strings.
+    struct Reader {
+        let config: [String: String]
+        subscript(_ key: String) -> String? {
+            guard let v = config[key], !v.isEmpty else { return nil }
+            return v
+        }
+    }
+
+    static func parseBool(_ v: String, key: String) throws(OptionError) -> Bool {
+        switch v.lowercased() {
+        case "true", "1", "yes", "t", "on": return true
+        case "false", "0", "no", "f", "off": return false
+        default: throw OptionError("invalid \(key) \(OptionError.quote(v)): expected true or false")
+        }
+    }
+
+    static func absolutePath(_ r: Reader, _ key: String) throws(OptionError) -> String? {
+        guard let v = r[key] else { return nil }
+        guard v.hasPrefix("/") else {
+            throw OptionError("\(key) must be an absolute path on the host, got \(OptionError.quote(v))")
+        }
+        return v
+    }
+
+    /// Bytes with an optional binary suffix, as Docker's units.RAMInBytes: "512", "64k",
+    /// "8m", "1.5g", "8MB", "8MiB". Returns nil for anything else, zero, or overflow.
+    static func parseSize(_ text: String) -> Int? {
+        var s = Substring(text.lowercased())
+        s = OptionError.trim(s)
+        var number = s.prefix { ($0 >= "0" && $0 <= "9") || $0 == "." }
+        var unit = OptionError.trim(s.dropFirst(number.count))
+        if unit.hasSuffix("b") { unit = unit.dropLast() }
+        if unit.hasSuffix("i") { unit = unit.dropLast() }
+        let shift: Int
+        switch unit {
+        case "": shift = 0
+        case "k": shift = 10
+        case "m": shift = 20
+        case "g": shift = 30
+        default: return nil
+        }
+        var fraction: Substring = ""
+        if let dot = number.firstIndex(of: ".") {
+            fraction = number[number.index(after: dot)...]
+            number = number[..<dot]
+            guard !fraction.isEmpty, !fraction.contains("."), fraction.count <= 9 else { return nil }
+        }
+        guard !number.isEmpty, let whole = Int(number) else { return nil }
+        let (scaled, overflow) = whole.multipliedReportingOverflow(by: 1 << shift)
+        guard !overflow else { return nil }
+        var total = scaled
+        if !fraction.isEmpty, let f = Int(fraction) {
+            var div = 1
+            for _ in 0..<fraction.count { div *= 10 }
+            let (sum, overflow) = total.addingReportingOverflow((f << shift) / div)
+            guard !overflow else { return nil }
+            total = sum
+        }
+        return total > 0 ? total : nil
+    }
+
+    /// 8-4-4-4-12 hex digits, any case (what Rapid7's own clients check before sending).
+    static func isUUID(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        guard b.count == 36 else { return false }
+        for (i, c) in b.enumerated() {
+            if i == 8 || i == 13 || i == 18 || i == 23 {
+                if c != UInt8(ascii: "-") { return false }
+            } else if !HostPortParser.isHex(c) {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// A lowercase DNS label such as "eu", "us2", "ap-southeast".
+    static func isRegion(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        guard (1...32).contains(b.count), b.first != UInt8(ascii: "-"), b.last != UInt8(ascii: "-") else { return false }
+        return b.allSatisfy {
+            ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "-")
+        }
+    }
+
+    /// Compiles a labels-regex/env-regex pattern (Swift Regex syntax, close to Go's RE2 for common patterns).
+    static func compileRegex(_ pattern: String, key: String) throws(OptionError) -> Regex<AnyRegexOutput> {
+        do {
+            return try Regex(pattern)
+        } catch {
+            throw OptionError("invalid \(key) \(OptionError.quote(pattern)): \(error)")
+        }
+    }
+}

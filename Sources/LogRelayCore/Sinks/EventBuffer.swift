@@ -1,0 +1,218 @@
+// The per-stream buffer between a container's FIFO and its sink connection.
+//
+// The stream thread appends encoded events; the connection thread sends them and,
+// once the server has confirmed them, releases them. Events that were sent but not
+// confirmed when a connection fails are sent again after reconnecting (at-least-once).
+// Records are [UInt32 big-endian length][event bytes]; offsets are absolute byte
+// positions in the stream's history, so "sent" and "confirmed" marks survive compaction.
+import Synchronization
+
+public final class EventBuffer: Sendable {
+    public struct Counters: Sendable {
+        public var receivedLines = 0, receivedBytes = 0
+        public var publishedLines = 0, publishedBytes = 0
+        public var droppedLines = 0, droppedBytes = 0
+        public var resentLines = 0
+        public var bufferedBytes = 0
+    }
+
+    struct State {
+        var storage: [UInt8] = []
+        var head = 0                 // index in storage of the oldest unconfirmed byte
+        var base: Int64 = 0          // absolute offset of storage[head]
+        var sent: Int64 = 0          // absolute offset up to which records were handed out
+        var counters = Counters()
+        var live: Int { storage.count - head }
+        var end: Int64 { base + Int64(live) }
+    }
+
+    public let limit: Int
+    public let policy: BufferFullPolicy
+    private let state = Mutex(State())
+
+    public init(limit: Int, policy: BufferFullPolicy) {
+        self.limit = limit
+        self.policy = policy
+    }
+
+    /// Adds a batch of records (as produced by EventEncoder). Applies the buffer-full policy;
+    /// returns the number of lines dropped by this call.
+    @discardableResult
+    public func append(records: UnsafeRawBufferPointer, lines: Int, lineBytes: Int) -> Int {
+        state.withLock { s in
+            s.counters.receivedLines += lines
+            s.counters.receivedBytes += lineBytes
+            var incoming = records
+            var dropped = 0
+            if s.live + incoming.count > limit {
+                switch policy {
+                case .block:
+                    break   // the stream stops reading instead; a batch may overshoot the limit
+                case .dropNewest:
+                    // Keep the leading records that fit, drop the rest of this batch.
+                    var keep = 0
+                    var off = 0
+                    while off + 4 <= incoming.count {
+                        let n = EventBuffer.recordLength(incoming, at: off)
+                        if s.live + off + 4 + n > limit { break }
+                        off += 4 + n
+                        keep = off
+                    }
+                    let rest = UnsafeRawBufferPointer(rebasing: incoming[keep...])
+                    dropped += EventBuffer.countRecords(rest, &s.counters)
+                    incoming = UnsafeRawBufferPointer(rebasing: incoming[..<keep])
+                case .dropOldest:
+                    // Drop whole records from the front until the batch fits (or all is gone).
+                    let need = s.live + incoming.count - limit
+                    var freed = 0
+                    s.storage.withUnsafeBytes { p in
+                        while freed < need && s.head + freed + 4 <= s.storage.count {
+                            let n = EventBuffer.recordLength(p, at: s.head + freed)
+                            freed += 4 + n
+                            dropped += 1
+                            s.counters.droppedLines += 1
+                            s.counters.droppedBytes += n
+                        }
+                    }
+                    s.head += freed
+                    s.base += Int64(freed)
+                    if s.sent < s.base { s.sent = s.base }
+                    // A single batch larger than the whole buffer: keep only its tail.
+                    if incoming.count > limit {
+                        var off = 0
+                        while incoming.count - off > limit && off + 4 <= incoming.count {
+                            let n = EventBuffer.recordLength(incoming, at: off)
+                            off += 4 + n
+                            dropped += 1
+                            s.counters.droppedLines += 1
+                            s.counters.droppedBytes += n
+                        }
+                        incoming = UnsafeRawBufferPointer(rebasing: incoming[off...])
+                    }
+                }
+            }
+            if !incoming.isEmpty {
+                s.compactIfNeeded()
+                s.storage.append(contentsOf: incoming)
+            }
+            s.counters.bufferedBytes = s.live
+            return dropped
+        }
+    }
+
+    /// True while a `block` buffer is at or over its limit: the stream pauses reading.
+    public var isFull: Bool {
+        state.withLock { $0.live >= limit }
+    }
+
+    public var hasUnsent: Bool { state.withLock { $0.sent < $0.end } }
+    public var isEmpty: Bool { state.withLock { $0.live == 0 } }
+
+    /// Hands up to `maxBytes` of unsent records to `body` (called under the buffer lock,
+    /// so it must only copy). Returns the absolute offset the caller should confirm later.
+    public func takeUnsent(maxBytes: Int, _ body: (UnsafeRawBufferPointer) -> Void) -> Int64? {
+        state.withLock { s in
+            guard s.sent < s.end else { return nil }
+            let startIdx = s.head + Int(s.sent - s.base)
+            var endIdx = startIdx
+            s.storage.withUnsafeBytes { p in
+                while endIdx + 4 <= p.count {
+                    let n = EventBuffer.recordLength(p, at: endIdx)
+                    if endIdx > startIdx && endIdx + 4 + n - startIdx > maxBytes { break }
+                    endIdx += 4 + n
+                }
+                body(UnsafeRawBufferPointer(rebasing: p[startIdx..<endIdx]))
+            }
+            s.sent += Int64(endIdx - startIdx)
+            return s.sent
+        }
+    }
+
+    /// The server has confirmed everything up to `offset`: release it.
+    public func confirm(upTo offset: Int64) {
+        state.withLock { s in
+            guard offset > s.base else { return }
+            let target = min(offset, s.end)
+            let count = Int(target - s.base)
+            s.storage.withUnsafeBytes { p in
+                var off = s.head
+                while off + 4 <= s.head + count {
+                    let n = EventBuffer.recordLength(p, at: off)
+                    s.counters.publishedLines += 1
+                    s.counters.publishedBytes += n
+                    off += 4 + n
+                }
+            }
+            s.head += count
+            s.base = target
+            if s.sent < s.base { s.sent = s.base }
+            if s.head == s.storage.count { s.storage.removeAll(keepingCapacity: s.storage.capacity <= 1 << 20); s.head = 0 }
+            s.counters.bufferedBytes = s.live
+        }
+    }
+
+    /// The connection failed: everything sent but unconfirmed is sent again.
+    public func rewind() {
+        state.withLock { s in
+            guard s.sent > s.base else { return }
+            let count = Int(s.sent - s.base)
+            s.storage.withUnsafeBytes { p in
+                var off = s.head
+                while off + 4 <= s.head + count {
+                    s.counters.resentLines += 1
+                    off += 4 + EventBuffer.recordLength(p, at: off)
+                }
+            }
+            s.sent = s.base
+        }
+    }
+
+    /// Gives up on everything held (sink closed for good); counts it as dropped.
+    public func dropAll() {
+        state.withLock { s in
+            s.storage.withUnsafeBytes { p in
+                var off = s.head
+                while off + 4 <= p.count {
+                    let n = EventBuffer.recordLength(p, at: off)
+                    s.counters.droppedLines += 1
+                    s.counters.droppedBytes += n
+                    off += 4 + n
+                }
+            }
+            s.base = s.end
+            s.sent = s.base
+            s.storage = []
+            s.head = 0
+            s.counters.bufferedBytes = 0
+        }
+    }
+
+    public var counters: Counters { state.withLock { $0.counters } }
+
+    @inline(__always)
+    static func recordLength(_ p: UnsafeRawBufferPointer, at i: Int) -> Int {
+        Int(p[i]) << 24 | Int(p[i + 1]) << 16 | Int(p[i + 2]) << 8 | Int(p[i + 3])
+    }
+
+    private static func countRecords(_ p: UnsafeRawBufferPointer, _ c: inout Counters) -> Int {
+        var off = 0, n = 0
+        while off + 4 <= p.count {
+            let len = recordLength(p, at: off)
+            c.droppedLines += 1
+            c.droppedBytes += len
+            off += 4 + len
+            n += 1
+        }
+        return n
+    }
+}
+
+extension EventBuffer.State {
+    /// Moves live bytes to the front when the released prefix dominates, so memory stays bounded.
+    mutating func compactIfNeeded() {
+        if head > 0 && head >= storage.count / 2 {
+            storage.removeSubrange(0..<head)
+            head = 0
+        }
+    }
+}

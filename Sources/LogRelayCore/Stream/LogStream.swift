@@ -1,0 +1,83 @@
+// One container's log stream: FIFO bytes → frames → (re)joined lines → encoded events
+// → the sink's buffer. Owned by the StreamLoop thread; nothing here blocks.
+import Glibc
+
+public final class LogStream: @unchecked Sendable {
+    public let file: String
+    public let containerName: String
+    let fd: Int32
+    let sink: StreamSink
+    let encoder: EventEncoder
+    let blocking: Bool
+    private var decoder = FrameDecoder()
+    private var merger: PartialMerger
+    private var scratch: [UInt8] = []
+    private let dropLog = RateLimitedLog()
+    /// Set by StopLogging (from the API thread, via the loop's inbox).
+    var stopRequestedAt: Int64? = nil
+    var paused = false
+
+    public init(file: String, fd: Int32, containerName: String, sink: StreamSink, encoder: EventEncoder, partialMerge: Bool, blocking: Bool) {
+        self.file = file
+        self.fd = fd
+        self.containerName = containerName
+        self.sink = sink
+        self.encoder = encoder
+        self.blocking = blocking
+        self.merger = PartialMerger(enabled: partialMerge)
+        scratch.reserveCapacity(256 * 1024)
+    }
+
+    public var corruptFrames: Int { decoder.corruptFrames }
+
+    /// Decodes a chunk read from the FIFO and hands the events to the sink.
+    func consume(_ chunk: UnsafeRawBufferPointer, now: Int64) {
+        var lines = 0
+        var lineBytes = 0
+        let maxEvent = sink.maxEventBytes
+        let corruptBefore = decoder.corruptFrames
+        decoder.feed(chunk) { entry in
+            merger.add(entry, now: now) { line, source, time, partial in
+                encoder.append(line: line, source: source, timeNano: time, partial: partial, maxEventBytes: maxEvent, to: &scratch)
+                lines += 1
+                lineBytes += line.count
+            }
+        }
+        if decoder.corruptFrames != corruptBefore {
+            Log.warn("stream \(containerName): discarded \(decoder.corruptFrames - corruptBefore) corrupt frame(s)")
+        }
+        deliver(lines: lines, lineBytes: lineBytes)
+    }
+
+    /// Emits partial lines that stopped growing (or all of them at EOF).
+    func flushPartials(olderThan: Int64) {
+        guard merger.pendingBytes > 0 else { return }
+        var lines = 0
+        var lineBytes = 0
+        let maxEvent = sink.maxEventBytes
+        merger.flush(olderThan: olderThan) { line, source, time, partial in
+            encoder.append(line: line, source: source, timeNano: time, partial: partial, maxEventBytes: maxEvent, to: &scratch)
+            lines += 1
+            lineBytes += line.count
+        }
+        deliver(lines: lines, lineBytes: lineBytes)
+    }
+
+    private func deliver(lines: Int, lineBytes: Int) {
+        guard !scratch.isEmpty else { return }
+        let dropped = scratch.withUnsafeBytes { sink.buffer.append(records: $0, lines: lines, lineBytes: lineBytes) }
+        scratch.removeAll(keepingCapacity: true)
+        sink.notify()
+        if dropped > 0 {
+            let name = containerName
+            let limit = sink.buffer.limit
+            let total = sink.buffer.counters.droppedLines
+            dropLog.attempt { _ in
+                Log.warn("container \(name): buffer full (\(limit) bytes), dropped \(total) line(s) so far")
+            }
+        }
+    }
+
+    /// True when a `block` stream must stop reading until the sink catches up.
+    var mustPause: Bool { blocking && sink.buffer.isFull }
+}

@@ -1,0 +1,145 @@
+// The thread that drains every container FIFO: one epoll set, one read buffer,
+// large reads. A FIFO is always drained (unless its stream uses buffer-full=block
+// and its buffer is full); StopLogging only marks a stream, which ends at EOF.
+import CSystem
+import Glibc
+import Synchronization
+
+public final class StreamLoop: Sendable {
+    private enum Command { case add(LogStream), stop(String) }
+
+    private let epfd: Int32
+    private let wakeup = Wakeup()
+    private let inbox = Mutex<[Command]>([])
+    private let active = Mutex<[String: LogStream]>([:])
+    private let onEnded: @Sendable (LogStream) -> Void
+
+    static let readChunk = 256 * 1024
+    static let staleNs: Int64 = 2_000_000_000
+    /// A stopped stream whose writer never closes (leaked by the daemon) is closed after this.
+    static let stopGraceNs: Int64 = 60_000_000_000
+
+    public init(onEnded: @escaping @Sendable (LogStream) -> Void) {
+        epfd = logrelay_epoll_create()
+        self.onEnded = onEnded
+        _ = logrelay_epoll_add(epfd, wakeup.fd)
+    }
+
+    public func start() {
+        startThread(name: "streams") { [self] in run() }
+    }
+
+    public func add(_ s: LogStream) {
+        active.withLock { $0[s.file] = s }
+        inbox.withLock { $0.append(.add(s)) }
+        wakeup.signal()
+    }
+
+    public func stop(file: String) {
+        inbox.withLock { $0.append(.stop(file)) }
+        wakeup.signal()
+    }
+
+    public func isActive(_ file: String) -> Bool { active.withLock { $0[file] != nil } }
+    public var activeCount: Int { active.withLock { $0.count } }
+    public var streams: [LogStream] { active.withLock { Array($0.values) } }
+
+    private func run() {
+        var byFD: [Int32: LogStream] = [:]
+        var paused: [LogStream] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: StreamLoop.readChunk, alignment: 16)
+        var ready = [Int32](repeating: 0, count: 64)
+        var lastStaleCheck = Clock.monotonicNanos()
+
+        func end(_ s: LogStream) {
+            s.flushPartials(olderThan: .max)
+            _ = logrelay_epoll_del(epfd, s.fd)
+            byFD[s.fd] = nil
+            paused.removeAll { $0 === s }
+            FD.close(s.fd)
+            s.sink.finish()
+            active.withLock { $0[s.file] = nil }
+            onEnded(s)
+        }
+
+        func watch(_ s: LogStream) {
+            _ = logrelay_epoll_add(epfd, s.fd)
+        }
+
+        /// Reads until the FIFO is empty (bounded per turn for fairness). Returns false at EOF.
+        func drain(_ s: LogStream) -> Bool {
+            var budget = 4 * StreamLoop.readChunk
+            while budget > 0 {
+                if s.mustPause {
+                    s.paused = true
+                    _ = logrelay_epoll_del(epfd, s.fd)
+                    paused.append(s)
+                    return true
+                }
+                let r: IOResult
+                do { r = try FD.read(s.fd, into: buffer) } catch {
+                    Log.error("stream \(s.containerName): \(error)")
+                    return false
+                }
+                switch r {
+                case .eof: return false
+                case .wouldBlock: return true
+                case .bytes(let n):
+                    s.consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), now: Clock.monotonicNanos())
+                    budget -= n
+                }
+            }
+            return true
+        }
+
+        while true {
+            let timeout: Int32 = paused.isEmpty ? 1000 : 20
+            let n = logrelay_epoll_wait(epfd, &ready, Int32(ready.count), timeout)
+            let now = Clock.monotonicNanos()
+
+            for cmd in inbox.withLock({ let c = $0; $0.removeAll(); return c }) {
+                switch cmd {
+                case .add(let s):
+                    byFD[s.fd] = s
+                    watch(s)
+                    if !drain(s) { end(s) }
+                case .stop(let file):
+                    if let s = byFD.values.first(where: { $0.file == file }) {
+                        s.stopRequestedAt = s.stopRequestedAt ?? now
+                    }
+                }
+            }
+
+            if n > 0 {
+                for i in 0..<Int(n) {
+                    let fd = ready[i]
+                    if fd == wakeup.fd { wakeup.drain(); continue }
+                    guard let s = byFD[fd] else { continue }
+                    if !drain(s) { end(s) }
+                }
+            }
+
+            // Resume blocked streams whose sink caught up.
+            if !paused.isEmpty {
+                for s in paused where !s.mustPause {
+                    s.paused = false
+                    paused.removeAll { $0 === s }
+                    watch(s)
+                    if !drain(s) { end(s) }
+                }
+            }
+
+            if now - lastStaleCheck > 500_000_000 {
+                lastStaleCheck = now
+                for s in Array(byFD.values) {
+                    s.flushPartials(olderThan: now - StreamLoop.staleNs)
+                    if let t = s.stopRequestedAt, now - t > StreamLoop.stopGraceNs {
+                        Log.warn("stream \(s.containerName): no EOF \(StreamLoop.stopGraceNs / 1_000_000_000) s after StopLogging; closing it")
+                        _ = drain(s)
+                        end(s)
+                    }
+                }
+            }
+        }
+    }
+}

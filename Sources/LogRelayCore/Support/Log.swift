@@ -1,0 +1,82 @@
+// The plugin's own log: plain lines on stderr, which dockerd copies into its log
+// with the plugin's id. Never pass a secret to it.
+import Glibc
+import Synchronization
+
+public enum LogLevel: Int, Sendable, Comparable {
+    case error = 0, warn, info, debug
+
+    public init?(name: String) {
+        switch name.lowercased() {
+        case "error": self = .error
+        case "warn", "warning": self = .warn
+        case "info": self = .info
+        case "debug": self = .debug
+        default: return nil
+        }
+    }
+
+    var label: String {
+        switch self {
+        case .error: return "error"
+        case .warn: return "warn"
+        case .info: return "info"
+        case .debug: return "debug"
+        }
+    }
+
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+}
+
+public enum Log {
+    private static let level = Atomic<Int>(LogLevel.info.rawValue)
+    private static let writeLock = Mutex(())
+
+    public static func setLevel(_ l: LogLevel) { level.store(l.rawValue, ordering: .relaxed) }
+    public static func enabled(_ l: LogLevel) -> Bool { l.rawValue <= level.load(ordering: .relaxed) }
+
+    public static func error(_ message: @autoclosure () -> String) { write(.error, message) }
+    public static func warn(_ message: @autoclosure () -> String) { write(.warn, message) }
+    public static func info(_ message: @autoclosure () -> String) { write(.info, message) }
+    public static func debug(_ message: @autoclosure () -> String) { write(.debug, message) }
+
+    private static func write(_ l: LogLevel, _ message: () -> String) {
+        guard enabled(l) else { return }
+        let line = "level=\(l.label) msg=\"\(message())\"\n"
+        writeLock.withLock { _ in
+            var bytes = Array(line.utf8)
+            bytes.withUnsafeMutableBytes { p in
+                var off = 0
+                while off < p.count {
+                    let n = Glibc.write(2, p.baseAddress! + off, p.count - off)
+                    if n < 0 { if errno == EINTR { continue }; return }
+                    off += n
+                }
+            }
+        }
+    }
+}
+
+/// Logs at most one message per `interval` for a key; counts what it suppressed.
+/// Used for per-container drop warnings so a flood of drops is one line a few seconds.
+public final class RateLimitedLog: Sendable {
+    private let interval: Int64
+    private let state = Mutex<(last: Int64, suppressed: Int)>((Int64.min / 2, 0))
+
+    public init(intervalNanos: Int64 = 5_000_000_000) { interval = intervalNanos }
+
+    /// Calls `emit` with the number of suppressed calls since the last emission, when allowed.
+    public func attempt(_ emit: (Int) -> Void) {
+        let now = Clock.monotonicNanos()
+        let go: Int? = state.withLock { s in
+            if now - s.last >= interval {
+                let n = s.suppressed
+                s = (now, 0)
+                return n
+            }
+            s.suppressed += 1
+            return nil
+        }
+        if let n = go { emit(n) }
+    }
+}

@@ -1,0 +1,167 @@
+// The one place that calls POSIX socket and fd functions. Everything above it
+// speaks in IOResult values and typed errors, and never sees errno or EINTR.
+import CSystem
+import Glibc
+
+public struct SystemError: Error, CustomStringConvertible, Sendable {
+    public let call: String
+    public let code: Int32
+    public init(_ call: String, _ code: Int32 = errno) { self.call = call; self.code = code }
+    public var description: String { "\(call): \(String(cString: strerror(code)))" }
+}
+
+public enum IOResult: Equatable {
+    case bytes(Int)
+    case wouldBlock
+    case eof
+}
+
+public enum FD {
+    public static func setNonBlocking(_ fd: Int32) {
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+    }
+
+    public static func setCloseOnExec(_ fd: Int32) {
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    }
+
+    public static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    /// One read; EINTR retried. Errors other than EAGAIN are reported as `SystemError`.
+    public static func read(_ fd: Int32, into p: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult {
+        while true {
+            let n = Glibc.read(fd, p.baseAddress, p.count)
+            if n > 0 { return .bytes(n) }
+            if n == 0 { return .eof }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+            throw SystemError("read", e)
+        }
+    }
+
+    /// One send without SIGPIPE; EINTR retried.
+    public static func send(_ fd: Int32, _ p: UnsafeRawBufferPointer) throws(SystemError) -> IOResult {
+        while true {
+            let n = Glibc.send(fd, p.baseAddress, p.count, Int32(MSG_NOSIGNAL))
+            if n >= 0 { return .bytes(n) }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+            throw SystemError("send", e)
+        }
+    }
+
+    /// Waits for `events` on one fd; returns revents (0 on timeout).
+    public static func poll1(_ fd: Int32, events: Int16, timeoutMs: Int32) -> Int16 {
+        var p = pollfd(fd: fd, events: events, revents: 0)
+        while true {
+            let r = Glibc.poll(&p, 1, timeoutMs)
+            if r >= 0 { return r == 0 ? 0 : p.revents }
+            if errno != EINTR { return Int16(POLLERR) }
+        }
+    }
+}
+
+/// A listening unix stream socket (the plugin API).
+public enum UnixSocket {
+    public static func listen(path: String, backlog: Int32 = 128) throws(SystemError) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw SystemError("socket") }
+        unlink(path)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            FD.close(fd)
+            throw SystemError("bind \(path) (path too long)", ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            p.copyBytes(from: bytes)
+            p[bytes.count] = 0
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if rc != 0 { let e = errno; FD.close(fd); throw SystemError("bind \(path)", e) }
+        if Glibc.listen(fd, backlog) != 0 { let e = errno; FD.close(fd); throw SystemError("listen", e) }
+        FD.setNonBlocking(fd)
+        return fd
+    }
+
+    /// Accepts one pending connection (non-blocking fd) or returns nil.
+    public static func accept(_ listenFD: Int32) -> Int32? {
+        while true {
+            let fd = logrelay_accept(listenFD)
+            if fd >= 0 { return fd }
+            if errno == EINTR { continue }
+            return nil
+        }
+    }
+}
+
+/// Outgoing TCP connections with a deadline (the sinks' transport).
+public enum TCPSocket {
+    /// Resolves `host` and connects to the first address that answers within the deadline.
+    /// The returned fd is non-blocking.
+    public static func connect(host: String, port: Int, timeoutMs: Int32) throws(SystemError) -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var res: UnsafeMutablePointer<addrinfo>? = nil
+        let rc = getaddrinfo(host, String(port), &hints, &res)
+        if rc != 0 {
+            throw SystemError("resolve \(host): \(String(cString: gai_strerror(rc)))", 0)
+        }
+        defer { freeaddrinfo(res) }
+        var lastError = SystemError("connect \(host):\(port)", ECONNREFUSED)
+        var ai = res
+        while let a = ai {
+            ai = a.pointee.ai_next
+            let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), a.pointee.ai_protocol)
+            if fd < 0 { lastError = SystemError("socket"); continue }
+            var r = Glibc.connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen)
+            if r != 0 && errno == EINPROGRESS {
+                let ev = FD.poll1(fd, events: Int16(POLLOUT), timeoutMs: timeoutMs)
+                if ev == 0 {
+                    FD.close(fd)
+                    lastError = SystemError("connect \(host):\(port) (timed out)", ETIMEDOUT)
+                    continue
+                }
+                var err: Int32 = 0
+                var len = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+                if err != 0 { errno = err; r = -1 } else { r = 0 }
+            }
+            if r != 0 {
+                lastError = SystemError("connect \(host):\(port)", errno)
+                FD.close(fd)
+                continue
+            }
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
+            return fd
+        }
+        throw lastError
+    }
+}
+
+/// A wake-up fd for poll loops (eventfd): other threads `signal()`, the loop `drain()`s.
+public final class Wakeup: Sendable {
+    public let fd: Int32
+    public init() { fd = logrelay_eventfd() }
+    public func signal() {
+        var one: UInt64 = 1
+        _ = Glibc.write(fd, &one, 8)
+    }
+    public func drain() {
+        var v: UInt64 = 0
+        _ = Glibc.read(fd, &v, 8)
+    }
+}

@@ -1,0 +1,88 @@
+// logrelay: Docker logging plugin entry point.
+//   logrelay --socket PATH [--driver auto|nats|logentries] [--state-dir DIR]
+// Inside the managed plugin it listens on /run/docker/plugins/logrelay.sock and is
+// PID 1, so it handles SIGTERM itself: stop accepting, flush for up to 8 s, exit 0.
+import Glibc
+import LogRelayCore
+
+struct Arguments {
+    var socket = "/run/docker/plugins/logrelay.sock"
+    var driver: DriverSetting = .auto
+    var stateDir = "/var/lib/logrelay"
+}
+
+func usage(_ message: String) -> Never {
+    let text = "logrelay: \(message)\nusage: logrelay [--socket PATH] [--driver auto|nats|logentries] [--state-dir DIR]\n"
+    fputs(text, stderr)
+    exit(2)
+}
+
+func parseArguments() -> Arguments {
+    var a = Arguments()
+    if let d = getenv("DRIVER").map({ String(cString: $0) }), !d.isEmpty {
+        guard let v = DriverSetting(rawValue: d) else { usage("DRIVER must be auto, nats or logentries, not \(d.debugDescription)") }
+        a.driver = v
+    }
+    var args = CommandLine.arguments.dropFirst()
+    while let arg = args.popFirst() {
+        func value() -> String {
+            guard let v = args.popFirst() else { usage("\(arg) needs a value") }
+            return v
+        }
+        switch arg {
+        case "--socket": a.socket = value()
+        case "--driver":
+            let v = value()
+            guard let d = DriverSetting(rawValue: v) else { usage("--driver must be auto, nats or logentries, not \(v.debugDescription)") }
+            a.driver = d
+        case "--state-dir": a.stateDir = value()
+        case "-h", "--help": usage("help")
+        default: usage("unknown argument \(arg.debugDescription)")
+        }
+    }
+    return a
+}
+
+signal(SIGPIPE, SIG_IGN)
+if let l = getenv("LOG_LEVEL").map({ String(cString: $0) }), !l.isEmpty {
+    if let level = LogLevel(name: l) { Log.setLevel(level) } else { Log.warn("LOG_LEVEL \(l.debugDescription) is not one of error, warn, info, debug; using info") }
+}
+let args = parseArguments()
+
+// Signals are taken by one thread with sigwait; block them everywhere else first.
+var sigs = sigset_t()
+sigemptyset(&sigs)
+sigaddset(&sigs, SIGTERM)
+sigaddset(&sigs, SIGINT)
+pthread_sigmask(SIG_BLOCK, &sigs, nil)
+
+var hostBuf = [CChar](repeating: 0, count: 256)
+gethostname(&hostBuf, 255)
+let hostname = String(cString: hostBuf)
+
+let driver = PluginDriver(setting: args.driver, hostname: hostname)
+let api = PluginAPI(driver: driver)
+let server: HTTPServer
+do {
+    server = try HTTPServer(path: args.socket, handler: api.handle)
+} catch {
+    Log.error("cannot listen on \(args.socket): \(error)")
+    exit(1)
+}
+
+let blocked = sigs
+startThread(name: "signals") {
+    var set = blocked
+    var sig: Int32 = 0
+    sigwait(&set, &sig)
+    Log.info("received signal \(sig); flushing for up to 8 s")
+    server.stop()
+    let clean = driver.drain(timeoutNs: 8_000_000_000)
+    Log.info(clean ? "all events delivered; exiting" : "exiting with events still undelivered")
+    exit(0)
+}
+
+Log.info("logrelay \(logrelayVersion) listening on \(args.socket) (driver \(args.driver.rawValue))")
+server.run()
+// The signal thread exits the process after flushing.
+while true { pause() }

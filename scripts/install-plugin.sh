@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Creates and enables the logrelay plugin from a plugin dir under one alias, in the engine
+# the docker client reaches (DOCKER_HOST honoured). Re-runnable: an existing plugin of that
+# name is force-disabled and removed first.
+#   scripts/install-plugin.sh PLUGIN_DIR ALIAS [SETTING=VALUE ...]     e.g. DRIVER=nats
+set -euo pipefail
+
+[ $# -ge 2 ] || { echo "usage: $0 PLUGIN_DIR ALIAS [SETTING=VALUE ...]" >&2; exit 2; }
+DIR="$1"
+ALIAS="$2"
+shift 2
+
+[ -f "$DIR/config.json" ] && [ -d "$DIR/rootfs" ] || { echo "install-plugin.sh: $DIR is not a plugin dir (run: make plugin-dir)" >&2; exit 1; }
+if ! timeout 20 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+    echo "install-plugin.sh: no Docker engine answers at ${DOCKER_HOST:-the default socket}." >&2
+    echo "  Set DOCKER_HOST, or start a private engine: export DOCKER_HOST=\$(scripts/dockerd.sh start | cut -d' ' -f1)" >&2
+    exit 1
+fi
+
+if docker plugin inspect "$ALIAS" >/dev/null 2>&1; then
+    docker plugin disable -f "$ALIAS" >/dev/null 2>&1 || true
+    docker plugin rm -f "$ALIAS" >/dev/null
+fi
+docker plugin create "$ALIAS" "$DIR" >/dev/null
+if [ $# -gt 0 ]; then
+    docker plugin set "$ALIAS" "$@"
+fi
+docker plugin enable "$ALIAS" >/dev/null
+echo "installed plugin $ALIAS ($*) id $(docker plugin inspect -f '{{.Id}}' "$ALIAS" | cut -c1-12)"
