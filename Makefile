@@ -7,9 +7,15 @@ SHELL := /bin/bash
 SWIFT ?= swift
 PYTHON ?= python3
 SWIFT_RELEASE_FLAGS ?= -c release --static-swift-stdlib
-RELEASE_BIN := .build/release/logrelay
-# Package another binary (e.g. `make plugin-dir LOGRELAY_BIN=/tmp/x`) without building.
+RELEASE_BIN := $(CURDIR)/.build/release/logrelay
+# The binary that plugin-dir packages and the integration tests run (Tests/integration reads
+# LOGRELAY_BIN too). Set it to use another binary without building, e.g.
+# `make plugin-dir LOGRELAY_BIN=/tmp/x`.
 LOGRELAY_BIN ?= $(RELEASE_BIN)
+override LOGRELAY_BIN := $(abspath $(LOGRELAY_BIN))
+export LOGRELAY_BIN
+# "build" when LOGRELAY_BIN is the release build, else nothing
+NEEDS_BUILD = $(if $(filter $(RELEASE_BIN),$(LOGRELAY_BIN)),build)
 PLUGIN_DIR ?= build/plugin
 NATS_ALIAS ?= nats
 LOGENTRIES_ALIAS ?= logentries
@@ -62,7 +68,7 @@ build:
 	$(SWIFT) build $(SWIFT_RELEASE_FLAGS)
 
 # build/plugin: config.json + rootfs/ (binary, its shared libraries and loader, CA bundle).
-plugin-dir: $(if $(filter $(RELEASE_BIN),$(LOGRELAY_BIN)),build)
+plugin-dir: $(NEEDS_BUILD)
 	plugin/build-rootfs.sh $(LOGRELAY_BIN) $(PLUGIN_DIR)/rootfs
 	cp config.json $(PLUGIN_DIR)/config.json
 
@@ -74,11 +80,13 @@ install: plugin-dir
 demo: deps plugin-dir
 	NATS_ALIAS=$(NATS_ALIAS) LOGENTRIES_ALIAS=$(LOGENTRIES_ALIAS) PLUGIN_DIR=$(PLUGIN_DIR) scripts/demo.sh
 
-# Everything that needs no Docker engine. pytest's "no tests collected" (5) is not a failure
-# while Tests/integration is still empty.
+# Everything that needs no Docker engine: unit tests, then the integration tests against the
+# release binary (real nats-server, local TLS endpoints). pytest's "no tests collected" (5)
+# is not a failure while Tests/integration is still empty.
 test:
 	$(SWIFT) build
 	$(SWIFT) test
+	$(if $(NEEDS_BUILD),$(SWIFT) build $(SWIFT_RELEASE_FLAGS))
 	$(PYTHON) -m pytest $(PYTEST_ARGS) Tests/integration || { rc=$$?; [ $$rc = 5 ] && echo "test: no integration tests yet"; [ $$rc = 5 ]; }
 
 # The real-Docker suite: starts a private dockerd when none is reachable.

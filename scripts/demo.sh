@@ -45,25 +45,41 @@ scripts/install-plugin.sh "$PLUGIN_DIR" "$NATS_ALIAS" DRIVER=nats
 scripts/install-plugin.sh "$PLUGIN_DIR" "$LOGENTRIES_ALIAS" DRIVER=logentries
 docker plugin ls
 
-step "subscribe to '$NAME' (nats-py), then run a container with --log-driver=$NATS_ALIAS"
+step "subscribe to '$NAME' (nats-py), then run a busybox container with --log-driver=$NATS_ALIAS"
 ready="$WORK/sub.ready"
 rm -f "$ready"
 python3 scripts/nats-sub.py --server "$server" --subject "$NAME" --count "$LINES" --timeout 60 \
-    --pretty --ready-file "$ready" &
+    --ready-file "$ready" &
 sub_pid=$!
 for ((i = 0; i < 200; i++)); do [ -f "$ready" ] && break; sleep 0.1; done
 [ -f "$ready" ] || { echo "subscriber did not start" >&2; exit 1; }
 
-set -x
+cat <<EOT
+docker run --rm --name $NAME --network=none \\
+    --log-driver=$NATS_ALIAS --log-opt nats-servers=$server --log-opt tag='{{.Name}}' \\
+    --label team=demo --log-opt labels=team \\
+    $IMAGE sh -c 'for i in 1 2 3 4; do echo "hello from logrelay, line \$i"; done; echo "and one on stderr" >&2'
+
+events as NATS delivers them:
+
+EOT
 docker run --rm --name "$NAME" --network=none \
     --log-driver="$NATS_ALIAS" --log-opt nats-servers="$server" --log-opt tag='{{.Name}}' \
     --label team=demo --log-opt labels=team \
     "$IMAGE" sh -c 'for i in 1 2 3 4; do echo "hello from logrelay, line $i"; done; echo "and one on stderr" >&2' >/dev/null 2>&1
-{ set +x; } 2>/dev/null
-
-step "events as NATS delivered them"
-wait "$sub_pid" || true
+ok=0
+wait "$sub_pid" || ok=$?
 sub_pid=""
+if [ "$ok" != 0 ]; then
+    echo "demo: not all $LINES events arrived. The plugin's log:" >&2
+    id="$(docker plugin inspect -f '{{.Id}}' "$NATS_ALIAS")"
+    if [ "$dockerd_mode" != external ]; then
+        grep "plugin=$id" "$DOCKERD_DIR/log" | tail -n 30 >&2 || true
+    else
+        echo "  (in your dockerd's log, lines with plugin=$id)" >&2
+    fi
+    exit 1
+fi
 
 cat <<EOT
 

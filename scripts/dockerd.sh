@@ -37,8 +37,9 @@ answers() { # DOCKER_HOST value ("" = the client's default) -> 0 if an engine an
     fi
 }
 
-alive() { # pid -> 0 if running (and not a zombie)
-    [ -n "$1" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+alive() { # pid [name] -> 0 if running, not a zombie, and (given a name) running that program
+    [ -n "$1" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null &&
+        { [ -z "${2:-}" ] || [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]; }
 }
 
 our_pid() {
@@ -49,12 +50,12 @@ start_private() {
     mkdir -p "$DIR"
     local pid
     pid="$(our_pid)"
-    if alive "$pid" && answers "$PRIVATE_HOST"; then
+    if alive "$pid" dockerd && answers "$PRIVATE_HOST"; then
         log "private dockerd already running (pid $pid)"
         echo "$PRIVATE_HOST reused"
         return 0
     fi
-    if [ -f "$PIDFILE" ] && alive "$(cat "$PIDFILE")"; then
+    if [ -f "$PIDFILE" ] && alive "$(cat "$PIDFILE")" dockerd; then
         log "a dockerd with pid file $PIDFILE is running but does not answer; not touching it"
         exit 1
     fi
@@ -89,26 +90,26 @@ start_private() {
 stop_private() {
     local pid i cpid
     pid="$(our_pid)"
-    if ! alive "$pid"; then
+    if ! alive "$pid" dockerd; then
         rm -f "$OURS"
         return 0
     fi
     log "stopping private dockerd (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 120; i++)); do
-        alive "$pid" || break
+        alive "$pid" dockerd || break
         sleep 0.5
     done
-    if alive "$pid"; then
+    if alive "$pid" dockerd; then
         log "dockerd $pid still running after 60s; killing it"
         kill -KILL "$pid" 2>/dev/null || true
         sleep 1
     fi
     # The containerd that this dockerd started for itself normally exits with it.
     cpid="$(cat "$DIR/exec/containerd/containerd.pid" 2>/dev/null || true)"
-    if alive "$cpid"; then
+    if alive "$cpid" containerd; then
         kill -TERM "$cpid" 2>/dev/null || true
-        for ((i = 0; i < 20; i++)); do alive "$cpid" || break; sleep 0.5; done
+        for ((i = 0; i < 20; i++)); do alive "$cpid" containerd || break; sleep 0.5; done
     fi
     rm -f "$OURS" "$PIDFILE"
 }

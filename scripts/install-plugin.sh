@@ -2,6 +2,11 @@
 # Creates and enables the logrelay plugin from a plugin dir under one alias, in the engine
 # the docker client reaches (DOCKER_HOST honoured). Re-runnable: an existing plugin of that
 # name is force-disabled and removed first.
+#
+# Each alias is created from its own copy of the plugin dir (hard links) plus a file
+# /etc/logrelay-alias: Docker 20.10 refuses a second `plugin create` whose rootfs blob it
+# already holds ("content sha256:...: already exists"), so identical rootfs trees can't be
+# installed under two names.
 #   scripts/install-plugin.sh PLUGIN_DIR ALIAS [SETTING=VALUE ...]     e.g. DRIVER=nats
 set -euo pipefail
 
@@ -21,7 +26,12 @@ if docker plugin inspect "$ALIAS" >/dev/null 2>&1; then
     docker plugin disable -f "$ALIAS" >/dev/null 2>&1 || true
     docker plugin rm -f "$ALIAS" >/dev/null
 fi
-docker plugin create "$ALIAS" "$DIR" >/dev/null
+stage="$(mktemp -d "${TMPDIR:-/tmp}/logrelay-plugin.XXXXXX")"
+trap 'rm -rf "$stage"' EXIT
+cp -al "$DIR/." "$stage/" 2>/dev/null || { rm -rf "$stage"/*; cp -a "$DIR/." "$stage/"; }
+rm -f "$stage/rootfs/etc/logrelay-alias"
+echo "$ALIAS" >"$stage/rootfs/etc/logrelay-alias"
+docker plugin create "$ALIAS" "$stage" >/dev/null
 if [ $# -gt 0 ]; then
     docker plugin set "$ALIAS" "$@"
 fi

@@ -4,7 +4,7 @@
 Subscribes to a subject, signals readiness once the server has the subscription, and writes
 each message payload as one line (JSON events never contain a raw newline) to --out, or
 pretty-printed to stdout with --pretty. Stops after --count messages, after --timeout
-seconds, or on SIGTERM/SIGINT.
+seconds, or on SIGTERM/SIGINT. Exits 1 when --count was given and not reached.
 """
 import argparse
 import asyncio
@@ -74,7 +74,7 @@ async def main() -> int:
     await nc.drain()
     out.flush()
     print(f"nats-sub: {received} message(s)", file=sys.stderr, flush=True)
-    return 0
+    return 1 if args.count and received < args.count else 0
 
 
 if __name__ == "__main__":

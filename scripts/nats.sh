@@ -10,7 +10,9 @@ cmd="${1:-}"
 DIR="${2:-}"
 [ -n "$cmd" ] && [ -n "$DIR" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+alive() { # pid -> 0 if that pid is a running nats-server
+    [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = nats-server ]
+}
 
 case "$cmd" in
 start)
@@ -26,7 +28,7 @@ start)
             echo "$port"
             exit 0
         fi
-        alive "$pid" || break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
     echo "nats.sh: nats-server did not start; log:" >&2

@@ -9,4 +9,12 @@
 static inline long logrelay_SSL_set_tlsext_host_name(SSL *s, const char *name) {
     return SSL_set_tlsext_host_name(s, name);
 }
+
+// More macros, as functions.
+static inline int logrelay_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_min_proto_version(ctx, version);
+}
+static inline long logrelay_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) {
+    return SSL_CTX_set_mode(ctx, mode);
+}
 #endif

@@ -13,7 +13,8 @@ struct Arguments {
 
 func usage(_ message: String) -> Never {
     let text = "logrelay: \(message)\nusage: logrelay [--socket PATH] [--driver auto|nats|logentries] [--state-dir DIR]\n"
-    fputs(text, stderr)
+    var bytes = Array(text.utf8)
+    _ = write(2, &bytes, bytes.count)
     exit(2)
 }
 
@@ -58,7 +59,7 @@ pthread_sigmask(SIG_BLOCK, &sigs, nil)
 
 var hostBuf = [CChar](repeating: 0, count: 256)
 gethostname(&hostBuf, 255)
-let hostname = String(cString: hostBuf)
+let hostname = hostBuf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 
 let driver = PluginDriver(setting: args.driver, hostname: hostname)
 let api = PluginAPI(driver: driver)

@@ -322,6 +322,27 @@ def read_http_response(sock: socket.socket, buf: bytearray) -> HTTPResponse:
     return HTTPResponse(status, reason, headers, body)
 
 
+def http_get(sock_path: str, path: str, timeout: float = 10.0) -> HTTPResponse:
+    """A plain GET on its own connection (for /metrics)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock_path)
+    try:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: \r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n".encode())
+        return read_http_response(s, bytearray())
+    finally:
+        s.close()
+
+
+def metric(sock_path: str, name: str, container: str) -> Optional[float]:
+    """The value of a per-container sample in GET /metrics, None when absent."""
+    body = http_get(sock_path, "/metrics").body.decode("utf-8", "replace")
+    for ln in body.splitlines():
+        if ln.startswith(name + "{") and f'container="{container}"' in ln:
+            return float(ln.rsplit(" ", 1)[1])
+    return None
+
+
 class DaemonClient:
     """One keep-alive connection to the plugin socket, used like Go's http.Client."""
 
@@ -537,6 +558,16 @@ class Plugin:
         except OSError:
             pass
         return out
+
+    def kill_and_restart(self):
+        """SIGKILL, then start again with the same socket path and state dir. Like the
+        daemon after a plugin crash, the stale socket is removed first."""
+        self.stop(sig=signal.SIGKILL)
+        try:
+            os.unlink(self.socket)
+        except FileNotFoundError:
+            pass
+        self.start()
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15.0):
         if self.proc is not None:

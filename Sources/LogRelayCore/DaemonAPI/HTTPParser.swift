@@ -35,7 +35,7 @@ public enum HTTPParseResult: Sendable {
     case failure(status: Int, message: String)
 }
 
-public struct HTTPRequestParser {
+public struct HTTPRequestParser: Sendable {
     public let maxHeaderBytes: Int
     public let maxBodyBytes: Int
 
@@ -119,20 +119,6 @@ public struct HTTPRequestParser {
     /// Looks for a complete header section and parses it into `head`.
     /// Returns a failure, or nil (with `head` set when complete).
     private mutating func parseHead() -> Failure? {
-        // Tolerate empty lines before a request (RFC 9112 §2.2).
-        if scanFrom == start {
-            while start < buffer.count {
-                if buffer[start] == HTTPText.lf {
-                    start += 1
-                } else if buffer[start] == HTTPText.cr && start + 1 < buffer.count && buffer[start + 1] == HTTPText.lf {
-                    start += 2
-                } else {
-                    break
-                }
-            }
-            scanFrom = start
-            lineStart = start
-        }
         var end = -1
         while scanFrom < buffer.count {
             guard let lf = buffer[scanFrom...].firstIndex(of: HTTPText.lf) else {
@@ -142,8 +128,12 @@ public struct HTTPRequestParser {
             var lineEnd = lf
             if lineEnd > lineStart && buffer[lineEnd - 1] == HTTPText.cr { lineEnd -= 1 }
             if lineStart == start {
-                // Reject a bad request line at once: garbage need not wait for a blank line.
-                if let failure = parseRequestLine(lineStart, lineEnd).failure { return failure }
+                if lineEnd == lineStart {
+                    start = lf + 1  // an empty line before a request is ignored (RFC 9112 §2.2)
+                } else if let failure = parseRequestLine(lineStart, lineEnd).failure {
+                    // Reject a bad request line at once: garbage need not wait for a blank line.
+                    return failure
+                }
             } else if lineEnd == lineStart {
                 end = lf + 1
                 scanFrom = end
@@ -357,9 +347,8 @@ public enum HTTPResponse {
     public static func serialize(status: Int, body: [UInt8], contentType: String = "application/json", keepAlive: Bool, extraHeaders: [(String, String)] = []) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(128 + body.count)
-        appendHead(&out, status: status, contentType: contentType, keepAlive: keepAlive, extraHeaders: extraHeaders)
-        appendHeader(&out, "Content-Length", String(body.count))
-        out += crlf
+        appendHead(&out, status: status, contentType: contentType, framing: ("Content-Length", String(body.count)),
+                   keepAlive: keepAlive, extraHeaders: extraHeaders)
         out += body
         return out
     }
@@ -369,9 +358,8 @@ public enum HTTPResponse {
     public static func serializeChunkedHead(status: Int, contentType: String = "application/octet-stream", keepAlive: Bool, extraHeaders: [(String, String)] = []) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(128)
-        appendHead(&out, status: status, contentType: contentType, keepAlive: keepAlive, extraHeaders: extraHeaders)
-        appendHeader(&out, "Transfer-Encoding", "chunked")
-        out += crlf
+        appendHead(&out, status: status, contentType: contentType, framing: ("Transfer-Encoding", "chunked"),
+                   keepAlive: keepAlive, extraHeaders: extraHeaders)
         return out
     }
 
@@ -410,11 +398,15 @@ public enum HTTPResponse {
 
     private static let crlf: [UInt8] = [HTTPText.cr, HTTPText.lf]
 
-    private static func appendHead(_ out: inout [UInt8], status: Int, contentType: String, keepAlive: Bool, extraHeaders: [(String, String)]) {
+    /// Status line and headers up to and including the blank line.
+    private static func appendHead(_ out: inout [UInt8], status: Int, contentType: String, framing: (String, String),
+                                   keepAlive: Bool, extraHeaders: [(String, String)]) {
         out += Array("HTTP/1.1 \(status) \(reasonPhrase(status))\r\n".utf8)
         appendHeader(&out, "Content-Type", contentType)
+        appendHeader(&out, framing.0, framing.1)
         if !keepAlive { appendHeader(&out, "Connection", "close") }
         for (name, value) in extraHeaders { appendHeader(&out, name, value) }
+        out += crlf
     }
 
     private static func appendHeader(_ out: inout [UInt8], _ name: String, _ value: String) {
@@ -426,7 +418,7 @@ public enum HTTPResponse {
 }
 
 /// Byte classes and small helpers shared by the parser and writer.
-enum HTTPText {
+fileprivate enum HTTPText {
     static let cr: UInt8 = 0x0d
     static let lf: UInt8 = 0x0a
     static let sp: UInt8 = 0x20

@@ -56,7 +56,7 @@ public final class PluginDriver: Sendable {
                 let fd = try openFIFO(req.file)
                 sink = NATSStreamSink(registry: nats, options: n, subject: subject, name: name, buffer: buffer)
                 loop.add(LogStream(file: req.file, fd: fd, containerName: name, sink: sink, encoder: encoder,
-                                   partialMerge: options.common.partialMerge, blocking: options.common.bufferFull == .block))
+                                   partialMerge: options.common.partialMerge))
                 Log.info("started logging for container \(name) to NATS subject \(subject) via \(n.servers.map(\.description).joined(separator: ","))")
             case .logentries:
                 throw OptionError("the logentries driver is not available in this build yet")

@@ -8,10 +8,15 @@ public struct OptionError: Error, CustomStringConvertible, Sendable {
     public init(_ m: String) { message = m }
     public var description: String { message }
 
-    /// A value in double quotes, with control characters escaped so a message stays on one line.
+    /// A value in double quotes, with control characters escaped so a message stays on one
+    /// line, and cut after 200 characters so a message stays readable.
     static func quote<S: StringProtocol>(_ s: S) -> String {
         var out = "\""
-        for u in s.unicodeScalars {
+        for (n, u) in s.unicodeScalars.enumerated() {
+            if n == 200 {
+                out += "..."
+                break
+            }
             switch u {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
@@ -294,7 +299,7 @@ public struct LogOptions: Sendable {
             throw OptionError("logentries-token is required by the logentries log driver")
         }
         guard isUUID(token) else {
-            throw OptionError("logentries-token does not look like a Logentries log token (expected a UUID like 2bfbea1e-10c3-4419-bdad-7e6435882e1f)")
+            throw OptionError("logentries-token does not look like a Logentries log token (expected a UUID: 8-4-4-4-12 hex digits)")
         }
         var l = LogentriesOptions(token: token)
         if let v = r["line-only"] { l.lineOnly = try parseBool(v, key: "line-only") }

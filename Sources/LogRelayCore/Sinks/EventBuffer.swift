@@ -21,6 +21,7 @@ public final class EventBuffer: Sendable {
         var head = 0                 // index in storage of the oldest unconfirmed byte
         var base: Int64 = 0          // absolute offset of storage[head]
         var sent: Int64 = 0          // absolute offset up to which records were handed out
+        var lastProgress: Int64 = 0  // monotonic ns of the last confirmation that released bytes
         var counters = Counters()
         var live: Int { storage.count - head }
         var end: Int64 { base + Int64(live) }
@@ -33,21 +34,28 @@ public final class EventBuffer: Sendable {
     public init(limit: Int, policy: BufferFullPolicy) {
         self.limit = limit
         self.policy = policy
+        state.withLock { $0.lastProgress = Clock.monotonicNanos() }   // a new sink gets a grace period
     }
 
-    /// Adds a batch of records (as produced by EventEncoder). Applies the buffer-full policy;
-    /// returns the number of lines dropped by this call.
+    /// How long a full buffer may hold up reading while the sink is still confirming events.
+    public static let stallNanos: Int64 = 2_000_000_000
+
+    /// Adds a batch of records (as produced by EventEncoder). When the buffer is full and the
+    /// sink has stalled, applies the buffer-full policy; returns the number of lines dropped.
     @discardableResult
-    public func append(records: UnsafeRawBufferPointer, lines: Int, lineBytes: Int) -> Int {
+    public func append(records: UnsafeRawBufferPointer, lines: Int, lineBytes: Int, now: Int64 = Clock.monotonicNanos()) -> Int {
         state.withLock { s in
             s.counters.receivedLines += lines
             s.counters.receivedBytes += lineBytes
             var incoming = records
             var dropped = 0
-            if s.live + incoming.count > limit {
+            // While the sink keeps confirming, a batch may overshoot the limit: the stream
+            // pauses reading before the next one (shouldPause), so nothing is lost to a burst.
+            let throttling = policy == .block || now - s.lastProgress < EventBuffer.stallNanos
+            if s.live + incoming.count > limit && !throttling {
                 switch policy {
                 case .block:
-                    break   // the stream stops reading instead; a batch may overshoot the limit
+                    break
                 case .dropNewest:
                     // Keep the leading records that fit, drop the rest of this batch.
                     var keep = 0
@@ -100,9 +108,20 @@ public final class EventBuffer: Sendable {
         }
     }
 
-    /// True while a `block` buffer is at or over its limit: the stream pauses reading.
+    /// True while the buffer is at or over its limit.
     public var isFull: Bool {
         state.withLock { $0.live >= limit }
+    }
+
+    /// Whether the stream should stop reading for now rather than drop: always for `block`;
+    /// for the drop policies only while the sink is still confirming events (it is slower than
+    /// the container, not down), so a burst is throttled instead of lost. Once the sink stops
+    /// making progress for `stallNanos`, the stream reads again and the policy drops.
+    public func shouldPause(now: Int64) -> Bool {
+        state.withLock { s in
+            guard s.live >= limit else { return false }
+            return policy == .block || now - s.lastProgress < EventBuffer.stallNanos
+        }
     }
 
     public var hasUnsent: Bool { state.withLock { $0.sent < $0.end } }
@@ -145,6 +164,7 @@ public final class EventBuffer: Sendable {
             }
             s.head += count
             s.base = target
+            s.lastProgress = Clock.monotonicNanos()
             if s.sent < s.base { s.sent = s.base }
             if s.head == s.storage.count { s.storage.removeAll(keepingCapacity: s.storage.capacity <= 1 << 20); s.head = 0 }
             s.counters.bufferedBytes = s.live

@@ -6,6 +6,7 @@
 // tail is copied into an internal buffer, which is later completed with exactly the
 // bytes it still needs. The stream has no delimiters, so on corruption (N too large)
 // the decoder scans for the next plausible frame start instead of giving up.
+import Glibc
 
 /// One decoded LogEntry. The buffers point into the decoder's or the caller's memory
 /// and are valid only during the callback that receives the view.
@@ -40,7 +41,7 @@ public struct LogEntryView {
     }
 }
 
-public struct FrameDecoder {
+public struct FrameDecoder: Sendable {
     public let maxFrameSize: Int
     /// Frames dropped: bad protobuf, or N > maxFrameSize.
     public private(set) var corruptFrames = 0
@@ -89,6 +90,7 @@ public struct FrameDecoder {
             if n > maxFrameSize {
                 // No delimiter to skip to: look for the next plausible start, one byte on.
                 corruptFrames += 1
+                discardedBytes += 1
                 dropBufferPrefix(1)
                 scanning = true
                 continue
@@ -191,6 +193,16 @@ public struct FrameDecoder {
         let none = UnsafeRawBufferPointer(start: nil, count: 0)
         var k = pos
         while k < chunk.count {
+            // Skip fast to the next offset whose byte +4 is 0x0a (field 1, LEN); only the last
+            // four offsets, whose +4 lies beyond the chunk, are checked one by one.
+            if k + 4 < chunk.count {
+                let from = chunk.baseAddress! + k + 4
+                if let hit = memchr(from, 0x0a, chunk.count - k - 4) {
+                    k += UnsafeRawPointer(hit) - from
+                } else {
+                    k = chunk.count - 4
+                }
+            }
             switch Self.candidate(UnsafeRawBufferPointer(rebasing: chunk[k...]), none, maxFrameSize: maxFrameSize) {
             case .match:
                 discardedBytes += k - pos
@@ -248,20 +260,14 @@ public struct FrameDecoder {
         var n = 0
         var nineth: UInt8 = 0
         for j in 0..<12 {
-            if j >= available {
-                // Reject early when even the smallest N these bytes allow is too large.
-                if j < 4, n << (8 * (4 - j)) > maxFrameSize { return .no }
-                return .needMore
-            }
+            if j >= available { return .needMore }
             let c = j < a.count ? a[j] : b[j - a.count]
             let ok: Bool
             switch j {
-            case 0, 1, 2:
+            case 0...3:
+                // Reject as soon as even the smallest N these bytes allow is too large.
                 n = n << 8 | Int(c)
-                ok = true
-            case 3:
-                n = n << 8 | Int(c)
-                ok = n >= 8 && n <= maxFrameSize
+                ok = n << (8 * (3 - j)) <= maxFrameSize && (j < 3 || n >= 8)
             case 4: ok = c == 0x0a  // field 1, LEN
             case 5: ok = c == 0x06  // length 6
             case 6: ok = c == UInt8(ascii: "s")
@@ -288,6 +294,15 @@ public struct FrameDecoder {
     /// Reads a varint at `i` (at most 10 bytes); nil if truncated or too long.
     @inline(__always)
     static func readVarint(_ p: UnsafeRawBufferPointer, _ i: inout Int) -> UInt64? {
+        // Tags and short lengths are one byte: keep that case tiny.
+        if i < p.count, p[i] < 0x80 {
+            i += 1
+            return UInt64(p[i - 1])
+        }
+        return readLongVarint(p, &i)
+    }
+
+    static func readLongVarint(_ p: UnsafeRawBufferPointer, _ i: inout Int) -> UInt64? {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while i < p.count {
@@ -318,30 +333,28 @@ public struct FrameDecoder {
         var i = 0
         while i < p.count {
             guard let tag = readVarint(p, &i) else { return nil }
-            let field = tag >> 3
-            let wireType = tag & 7
-            switch (field, wireType) {
-            case (0, _):
-                return nil
-            case (1, 2):
+            // Switch on the whole tag (field << 3 | wire type): one compare per known field.
+            switch tag {
+            case 1 << 3 | 2:
                 guard let v = readBytes(p, &i) else { return nil }
                 entry.source = v
-            case (2, 0):
+            case 2 << 3 | 0:
                 guard let v = readVarint(p, &i) else { return nil }
                 entry.timeNano = Int64(bitPattern: v)
-            case (3, 2):
+            case 3 << 3 | 2:
                 guard let v = readBytes(p, &i) else { return nil }
                 entry.line = v
-            case (4, 0):
+            case 4 << 3 | 0:
                 guard let v = readVarint(p, &i) else { return nil }
                 entry.partial = v != 0
-            case (5, 2):
+            case 5 << 3 | 2:
                 guard let v = readBytes(p, &i), decodeMetadata(v, into: &entry) else { return nil }
                 entry.hasPartialMetadata = true
-            case (1...5, _):
-                return nil  // known field with the wrong wire type: gogo rejects it too
             default:
-                guard skipField(p, &i, field: field, wireType: wireType, depth: 0) else { return nil }
+                // Field 0 is invalid; a known field with the wrong wire type is rejected by gogo too.
+                let field = tag >> 3
+                guard field > 5 else { return nil }
+                guard skipField(p, &i, field: field, wireType: tag & 7, depth: 0) else { return nil }
             }
         }
         return entry
@@ -352,24 +365,20 @@ public struct FrameDecoder {
         var i = 0
         while i < p.count {
             guard let tag = readVarint(p, &i) else { return false }
-            let field = tag >> 3
-            let wireType = tag & 7
-            switch (field, wireType) {
-            case (0, _):
-                return false
-            case (1, 0):
+            switch tag {
+            case 1 << 3 | 0:
                 guard let v = readVarint(p, &i) else { return false }
                 entry.partialLast = v != 0
-            case (2, 2):
+            case 2 << 3 | 2:
                 guard let v = readBytes(p, &i) else { return false }
                 entry.partialID = v
-            case (3, 0):
+            case 3 << 3 | 0:
                 guard let v = readVarint(p, &i) else { return false }
                 entry.partialOrdinal = Int32(truncatingIfNeeded: v)  // int32 is sign-extended on the wire
-            case (1...3, _):
-                return false
             default:
-                guard skipField(p, &i, field: field, wireType: wireType, depth: 0) else { return false }
+                let field = tag >> 3
+                guard field > 3 else { return false }
+                guard skipField(p, &i, field: field, wireType: tag & 7, depth: 0) else { return false }
             }
         }
         return true

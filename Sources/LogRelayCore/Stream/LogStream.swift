@@ -8,7 +8,6 @@ public final class LogStream: @unchecked Sendable {
     let fd: Int32
     let sink: StreamSink
     let encoder: EventEncoder
-    let blocking: Bool
     private var decoder = FrameDecoder()
     private var merger: PartialMerger
     private var scratch: [UInt8] = []
@@ -17,13 +16,12 @@ public final class LogStream: @unchecked Sendable {
     var stopRequestedAt: Int64? = nil
     var paused = false
 
-    public init(file: String, fd: Int32, containerName: String, sink: StreamSink, encoder: EventEncoder, partialMerge: Bool, blocking: Bool) {
+    public init(file: String, fd: Int32, containerName: String, sink: StreamSink, encoder: EventEncoder, partialMerge: Bool) {
         self.file = file
         self.fd = fd
         self.containerName = containerName
         self.sink = sink
         self.encoder = encoder
-        self.blocking = blocking
         self.merger = PartialMerger(enabled: partialMerge)
         scratch.reserveCapacity(256 * 1024)
     }
@@ -78,6 +76,6 @@ public final class LogStream: @unchecked Sendable {
         }
     }
 
-    /// True when a `block` stream must stop reading until the sink catches up.
-    var mustPause: Bool { blocking && sink.buffer.isFull }
+    /// True when the stream must stop reading until the sink catches up (see EventBuffer.shouldPause).
+    var mustPause: Bool { sink.buffer.shouldPause(now: Clock.monotonicNanos()) }
 }

@@ -6,7 +6,7 @@
 // (the hot path) pass straight through without copying; only chunks of a split line are
 // copied, into per-source buffers whose capacity is reused.
 
-public struct PartialMerger {
+public struct PartialMerger: Sendable {
     /// Receives (line, source, timeNano, partial). `partial` is true only for a piece that
     /// is not a whole line. The buffers are valid only during the call.
     public typealias Emit = (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Int64, Bool) -> Void

@@ -122,6 +122,9 @@ public final class StreamLoop: Sendable {
             // Resume blocked streams whose sink caught up.
             if !paused.isEmpty {
                 for s in paused where !s.mustPause {
+                    if s.sink.buffer.isFull {
+                        Log.debug("stream \(s.containerName): sink made no progress for \(EventBuffer.stallNanos / 1_000_000) ms; reading on, the buffer-full policy applies")
+                    }
                     s.paused = false
                     paused.removeAll { $0 === s }
                     watch(s)

@@ -32,7 +32,7 @@ public struct NATSServerURL: Hashable, Sendable, CustomStringConvertible {
         guard !rest.isEmpty else { throw OptionError("empty NATS server URL") }
 
         scheme = .nats
-        if let r = rest.range(of: "://") {
+        if let r = rest.firstRange(of: "://") {
             let name = rest[..<r.lowerBound].lowercased()
             guard let s = Scheme(rawValue: name) else {
                 throw OptionError("unsupported scheme \(OptionError.quote(name)) in NATS server URL \(shown) (use nats:// or tls://)")
@@ -100,7 +100,7 @@ public struct NATSServerURL: Hashable, Sendable, CustomStringConvertible {
     static func redact(_ raw: String) -> String {
         guard let at = raw.lastIndex(of: "@") else { return raw }
         let afterAt = raw[raw.index(after: at)...]
-        if let r = raw.range(of: "://"), r.upperBound <= at {
+        if let r = raw.firstRange(of: "://"), r.upperBound <= at {
             return raw[..<r.upperBound] + "***@" + afterAt
         }
         return "***@" + afterAt

@@ -1,0 +1,56 @@
+import XCTest
+@testable import LogRelayCore
+
+final class NATSServerParserTests: XCTestCase {
+    private func ops(_ chunks: [String]) throws -> [NATSServerOp] {
+        var p = NATSServerParser()
+        var out: [NATSServerOp] = []
+        for c in chunks {
+            Array(c.utf8).withUnsafeBytes { p.append($0) }
+            while let op = try p.next() { out.append(op) }
+        }
+        return out
+    }
+
+    func testParsesInfoWithTrailingSpaceAndFields() throws {
+        let got = try ops(["INFO {\"server_id\":\"X\",\"max_payload\":4096,\"connect_urls\":[\"127.0.0.1:4223\"],\"ldm\":true} \r\n"])
+        guard case .info(let info) = got.first else { return XCTFail("no info") }
+        XCTAssertEqual(info.maxPayload, 4096)
+        XCTAssertEqual(info.connectURLs, ["127.0.0.1:4223"])
+        XCTAssertEqual(info.ldm, true)
+    }
+
+    func testOpsAreCaseInsensitiveAndSplitAcrossReads() throws {
+        XCTAssertEqual(try ops(["PI", "NG\r", "\npong\n+OK\r\n"]), [.ping, .pong, .ok])
+    }
+
+    func testErrTextLosesItsQuotes() throws {
+        XCTAssertEqual(try ops(["-ERR 'Authorization Violation'\r\n"]), [.err("Authorization Violation")])
+    }
+
+    func testMsgPayloadIsSkippedEvenWithCRLFInside() throws {
+        XCTAssertEqual(try ops(["MSG a 1  4\r\n\r\n\r\n\r\nPING\r\n"]), [.msg, .ping])
+    }
+
+    func testGarbageIsAProtocolError() {
+        XCTAssertThrowsError(try ops(["HELLO\r\n"]))
+        XCTAssertThrowsError(try ops(["INFO {not json\r\n"]))
+        XCTAssertThrowsError(try ops(["MSG a 1 x\r\n"]))
+    }
+
+    func testHugeLineIsRefusedNotBuffered() {
+        var p = NATSServerParser(maxLineBytes: 1024)
+        let big = [UInt8](repeating: 0x41, count: 4096)
+        big.withUnsafeBytes { p.append($0) }
+        XCTAssertThrowsError(try p.next())
+    }
+
+    func testConnectCommandEscapesCredentials() {
+        let bytes = NATSClientCommands.connect(user: "a\"b", pass: "p\\q", token: nil, headers: false, name: "logrelay")
+        let s = String(decoding: bytes, as: UTF8.self)
+        XCTAssertTrue(s.hasPrefix("CONNECT {\"verbose\":false,\"pedantic\":false,"))
+        XCTAssertTrue(s.contains("\"user\":\"a\\\"b\""))
+        XCTAssertTrue(s.contains("\"pass\":\"p\\\\q\""))
+        XCTAssertTrue(s.hasSuffix("}\r\nPING\r\n"))
+    }
+}
