@@ -2,12 +2,16 @@ import XCTest
 @testable import LogRelayCore
 
 final class EventBufferTests: XCTestCase {
-    private func records(_ payloads: [String]) -> [UInt8] {
+    /// One-byte lines make 14-byte records.
+    private func records(_ lines: [String]) -> [UInt8] {
         var out: [UInt8] = []
-        for p in payloads {
-            let b = Array(p.utf8)
-            out += [UInt8(b.count >> 24 & 0xff), UInt8(b.count >> 16 & 0xff), UInt8(b.count >> 8 & 0xff), UInt8(b.count & 0xff)]
-            out += b
+        for l in lines {
+            let b = Array(l.utf8)
+            b.withUnsafeBytes { line in
+                Array("stdout".utf8).withUnsafeBytes { src in
+                    LineRecord.append(line: line, source: src, timeNano: 42, partial: false, to: &out)
+                }
+            }
         }
         return out
     }
@@ -16,18 +20,22 @@ final class EventBufferTests: XCTestCase {
         var got: [String] = []
         let off = buf.takeUnsent(maxBytes: max) { p in
             var i = 0
-            while i + 4 <= p.count {
-                let n = EventBuffer.recordLength(p, at: i)
-                got.append(String(decoding: p[(i + 4)..<(i + 4 + n)], as: UTF8.self))
-                i += 4 + n
+            while i < p.count {
+                let (rec, next) = LineRecord.read(p, at: i)
+                XCTAssertEqual(rec.timeNano, 42)
+                XCTAssertEqual(String(decoding: rec.source, as: UTF8.self), "stdout")
+                got.append(String(decoding: rec.line, as: UTF8.self))
+                i = next
             }
         }
         return (got, off)
     }
 
-    private func append(_ buf: EventBuffer, _ payloads: [String]) -> Int {
-        let r = records(payloads)
-        return r.withUnsafeBytes { buf.append(records: $0, lines: payloads.count, lineBytes: 0) }
+    /// Appends as if the sink had stalled (no confirmation for longer than stallNanos), unless told otherwise.
+    private func append(_ buf: EventBuffer, _ lines: [String], sinkStalled: Bool = true) -> Int {
+        let r = records(lines)
+        let now = Clock.monotonicNanos() + (sinkStalled ? 2 * EventBuffer.stallNanos : 0)
+        return r.withUnsafeBytes { buf.append(records: $0, lines: lines.count, lineBytes: lines.count, now: now) }
     }
 
     func testReleasesOnlyWhatWasConfirmed() {
@@ -55,7 +63,7 @@ final class EventBufferTests: XCTestCase {
     }
 
     func testDropsOldestWhenFull() {
-        let buf = EventBuffer(limit: 20, policy: .dropOldest)   // 4 records of 1 byte = 20 bytes
+        let buf = EventBuffer(limit: 56, policy: .dropOldest)   // 4 one-byte lines = 56 bytes
         XCTAssertEqual(append(buf, ["a", "b", "c", "d"]), 0)
         XCTAssertEqual(append(buf, ["e", "f"]), 2)
         XCTAssertEqual(take(buf).0, ["c", "d", "e", "f"])
@@ -63,14 +71,14 @@ final class EventBufferTests: XCTestCase {
     }
 
     func testDropsNewestWhenFull() {
-        let buf = EventBuffer(limit: 20, policy: .dropNewest)
+        let buf = EventBuffer(limit: 56, policy: .dropNewest)
         XCTAssertEqual(append(buf, ["a", "b", "c", "d"]), 0)
         XCTAssertEqual(append(buf, ["e", "f"]), 2)
         XCTAssertEqual(take(buf).0, ["a", "b", "c", "d"])
     }
 
     func testBlockPolicyReportsFullAndKeepsEverything() {
-        let buf = EventBuffer(limit: 10, policy: .block)
+        let buf = EventBuffer(limit: 30, policy: .block)
         XCTAssertEqual(append(buf, ["a", "b", "c"]), 0)
         XCTAssertTrue(buf.isFull)
         let (got, off) = take(buf)
@@ -87,8 +95,27 @@ final class EventBufferTests: XCTestCase {
         XCTAssertEqual(take(buf, max: 3).0, ["y"])
     }
 
+    func testThrottlesInsteadOfDroppingWhileTheSinkConfirms() {
+        let buf = EventBuffer(limit: 56, policy: .dropOldest)
+        XCTAssertEqual(append(buf, ["a", "b", "c", "d"], sinkStalled: false), 0)
+        XCTAssertEqual(append(buf, ["e", "f"], sinkStalled: false), 0)       // overshoots, keeps all
+        XCTAssertTrue(buf.shouldPause(now: Clock.monotonicNanos()))          // the stream stops reading
+        XCTAssertFalse(buf.shouldPause(now: Clock.monotonicNanos() + 2 * EventBuffer.stallNanos))
+        XCTAssertEqual(take(buf).0, ["a", "b", "c", "d", "e", "f"])
+        XCTAssertEqual(buf.counters.droppedLines, 0)
+    }
+
+    func testCountsLineBytesNotRecordBytes() {
+        let buf = EventBuffer(limit: 1 << 20, policy: .dropOldest)
+        _ = append(buf, ["abc", "de"])
+        let (_, off) = take(buf)
+        buf.confirm(upTo: off!)
+        XCTAssertEqual(buf.counters.publishedBytes, 5)
+        XCTAssertEqual(buf.counters.publishedLines, 2)
+    }
+
     func testDropOldestAfterSendKeepsOffsetsConsistent() {
-        let buf = EventBuffer(limit: 10, policy: .dropOldest)
+        let buf = EventBuffer(limit: 30, policy: .dropOldest)
         _ = append(buf, ["a", "b"])
         let (_, off) = take(buf)
         _ = append(buf, ["c", "d"])      // drops a, b (sent, unconfirmed)

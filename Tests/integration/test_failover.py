@@ -105,6 +105,18 @@ def _outage_setup(daemon, nats_server, subscriber_factory, policy):
     return proxy, sub, c
 
 
+F_GETPIPE_SZ = 1032
+
+
+def _lines_beyond_pipe(c, tag: bytes):
+    """Enough 100-byte lines to exceed the pipe (the plugin may enlarge it) plus the
+    64k buffer twice over, so that the FIFO can only be drained by reading it."""
+    import fcntl
+    pipe = fcntl.fcntl(c.writer.fd, F_GETPIPE_SZ)
+    n = 2 * (pipe + 64 * 1024) // 100 + 1000
+    return [("stdout", tag + b" %06d " % i + b"z" * (100 - len(tag) - 8)) for i in range(n)]
+
+
 def _is_subsequence(got, sent):
     it = iter(sent)
     return all(any(g == s for s in it) for g in got)
@@ -124,8 +136,8 @@ def test_drop_oldest_keeps_draining_the_fifo_and_delivers_the_newest(daemon, plu
                                                                      subscriber_factory):
     proxy, sub, c = _outage_setup(daemon, nats_server, subscriber_factory, "drop-oldest")
     try:
-        c.log_lines([("stdout", b"drop-oldest %05d " % i + b"z" * 90) for i in range(3000)])
-        assert c.writer.flush(10), "the FIFO was not drained while the sink is down (300 KB > 64 KiB pipe)"
+        c.log_lines(_lines_beyond_pipe(c, b"drop-oldest"))
+        assert c.writer.flush(10), "the FIFO was not drained while the sink is down"
         assert wait_until(lambda: (metric(plugin.socket, "logrelay_events_dropped_total", c.name) or 0) > 0, 10), \
             "no drops counted in /metrics with a 64k buffer and 300 KB of lines"
         proxy.up()
@@ -145,7 +157,7 @@ def test_drop_oldest_keeps_draining_the_fifo_and_delivers_the_newest(daemon, plu
 def test_drop_newest_keeps_the_oldest(daemon, plugin, nats_server, subscriber_factory):
     proxy, sub, c = _outage_setup(daemon, nats_server, subscriber_factory, "drop-newest")
     try:
-        c.log_lines([("stdout", b"drop-newest %05d " % i + b"z" * 90) for i in range(3000)])
+        c.log_lines(_lines_beyond_pipe(c, b"drop-newest"))
         assert c.writer.flush(10), "the FIFO was not drained while the sink is down"
         assert wait_until(lambda: (metric(plugin.socket, "logrelay_events_dropped_total", c.name) or 0) > 0, 10)
         proxy.up()
@@ -165,9 +177,11 @@ def test_drop_newest_keeps_the_oldest(daemon, plugin, nats_server, subscriber_fa
 def test_block_pushes_back_into_the_fifo_and_loses_nothing(daemon, plugin, nats_server, subscriber_factory):
     proxy, sub, c = _outage_setup(daemon, nats_server, subscriber_factory, "block")
     try:
-        c.log_lines([("stdout", b"block %05d " % i + b"z" * 90) for i in range(3000)])
-        assert not c.writer.flush(3), \
-            "buffer-full=block with a 64k buffer and a dead sink took 300 KB without back-pressure"
+        import fcntl
+        c.log_lines(_lines_beyond_pipe(c, b"block"))
+        assert not c.writer.flush(3), (
+            f"buffer-full=block with a 64k buffer and a dead sink took {c.writer.written} bytes without "
+            f"back-pressure (pipe size {fcntl.fcntl(c.writer.fd, F_GETPIPE_SZ)})")
         proxy.up()
         assert sub.wait_for(len(c.sent)), f"{sub.count()} of {len(c.sent)} lines after the sink came back"
         sub.wait_quiet(1.0)

@@ -43,7 +43,6 @@ public final class PluginDriver: Sendable {
             let attrs = try Attributes.extract(from: info, options: options.common)
             let buffer = EventBuffer(limit: options.common.bufferSize, policy: options.common.bufferFull)
             let sink: StreamSink
-            let encoder: EventEncoder
             switch options.driver {
             case .nats:
                 guard let n = options.nats else { throw OptionError("internal error: NATS options missing") }
@@ -52,11 +51,10 @@ public final class PluginDriver: Sendable {
                     let key = n.subject == nil ? "tag" : "nats-subject"
                     throw OptionError("\(key) renders to \(subject.debugDescription), which is not a valid NATS subject: \(error.message)")
                 }
-                encoder = EventEncoder(info: info, tag: tag, attrs: attrs, format: .json)
+                let encoder = EventEncoder(info: info, tag: tag, attrs: attrs, format: .json)
                 let fd = try openFIFO(req.file)
-                sink = NATSStreamSink(registry: nats, options: n, subject: subject, name: name, buffer: buffer)
-                loop.add(LogStream(file: req.file, fd: fd, containerName: name, sink: sink, encoder: encoder,
-                                   partialMerge: options.common.partialMerge))
+                sink = NATSStreamSink(registry: nats, options: n, subject: subject, name: name, buffer: buffer, encoder: encoder)
+                loop.add(LogStream(file: req.file, fd: fd, containerName: name, sink: sink, partialMerge: options.common.partialMerge))
                 Log.info("started logging for container \(name) to NATS subject \(subject) via \(n.servers.map(\.description).joined(separator: ","))")
             case .logentries:
                 throw OptionError("the logentries driver is not available in this build yet")

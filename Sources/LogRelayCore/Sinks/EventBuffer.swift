@@ -3,8 +3,9 @@
 // The stream thread appends encoded events; the connection thread sends them and,
 // once the server has confirmed them, releases them. Events that were sent but not
 // confirmed when a connection fails are sent again after reconnecting (at-least-once).
-// Records are [UInt32 big-endian length][event bytes]; offsets are absolute byte
-// positions in the stream's history, so "sent" and "confirmed" marks survive compaction.
+// Records are LineRecords (raw lines with their time and source); offsets are absolute
+// byte positions in the stream's history, so "sent" and "confirmed" marks survive compaction.
+// Byte counters count line bytes.
 import Synchronization
 
 public final class EventBuffer: Sendable {
@@ -40,7 +41,7 @@ public final class EventBuffer: Sendable {
     /// How long a full buffer may hold up reading while the sink is still confirming events.
     public static let stallNanos: Int64 = 2_000_000_000
 
-    /// Adds a batch of records (as produced by EventEncoder). When the buffer is full and the
+    /// Adds a batch of LineRecords. When the buffer is full and the
     /// sink has stalled, applies the buffer-full policy; returns the number of lines dropped.
     @discardableResult
     public func append(records: UnsafeRawBufferPointer, lines: Int, lineBytes: Int, now: Int64 = Clock.monotonicNanos()) -> Int {
@@ -79,7 +80,7 @@ public final class EventBuffer: Sendable {
                             freed += 4 + n
                             dropped += 1
                             s.counters.droppedLines += 1
-                            s.counters.droppedBytes += n
+                            s.counters.droppedBytes += n - LineRecord.bodyOverhead
                         }
                     }
                     s.head += freed
@@ -93,7 +94,7 @@ public final class EventBuffer: Sendable {
                             off += 4 + n
                             dropped += 1
                             s.counters.droppedLines += 1
-                            s.counters.droppedBytes += n
+                            s.counters.droppedBytes += n - LineRecord.bodyOverhead
                         }
                         incoming = UnsafeRawBufferPointer(rebasing: incoming[off...])
                     }
@@ -158,7 +159,7 @@ public final class EventBuffer: Sendable {
                 while off + 4 <= s.head + count {
                     let n = EventBuffer.recordLength(p, at: off)
                     s.counters.publishedLines += 1
-                    s.counters.publishedBytes += n
+                    s.counters.publishedBytes += n - LineRecord.bodyOverhead
                     off += 4 + n
                 }
             }
@@ -195,7 +196,7 @@ public final class EventBuffer: Sendable {
                 while off + 4 <= p.count {
                     let n = EventBuffer.recordLength(p, at: off)
                     s.counters.droppedLines += 1
-                    s.counters.droppedBytes += n
+                    s.counters.droppedBytes += n - LineRecord.bodyOverhead
                     off += 4 + n
                 }
             }
@@ -219,7 +220,7 @@ public final class EventBuffer: Sendable {
         while off + 4 <= p.count {
             let len = recordLength(p, at: off)
             c.droppedLines += 1
-            c.droppedBytes += len
+            c.droppedBytes += len - LineRecord.bodyOverhead
             off += 4 + len
             n += 1
         }

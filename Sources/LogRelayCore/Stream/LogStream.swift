@@ -1,5 +1,6 @@
-// One container's log stream: FIFO bytes → frames → (re)joined lines → encoded events
-// → the sink's buffer. Owned by the StreamLoop thread; nothing here blocks.
+// One container's log stream: FIFO bytes → frames → (re)joined lines → the sink's
+// buffer (the sink encodes them when it sends). Owned by the StreamLoop thread;
+// nothing here blocks.
 import Glibc
 
 public final class LogStream: @unchecked Sendable {
@@ -7,7 +8,6 @@ public final class LogStream: @unchecked Sendable {
     public let containerName: String
     let fd: Int32
     let sink: StreamSink
-    let encoder: EventEncoder
     private var decoder = FrameDecoder()
     private var merger: PartialMerger
     private var scratch: [UInt8] = []
@@ -16,12 +16,11 @@ public final class LogStream: @unchecked Sendable {
     var stopRequestedAt: Int64? = nil
     var paused = false
 
-    public init(file: String, fd: Int32, containerName: String, sink: StreamSink, encoder: EventEncoder, partialMerge: Bool) {
+    public init(file: String, fd: Int32, containerName: String, sink: StreamSink, partialMerge: Bool) {
         self.file = file
         self.fd = fd
         self.containerName = containerName
         self.sink = sink
-        self.encoder = encoder
         self.merger = PartialMerger(enabled: partialMerge)
         scratch.reserveCapacity(256 * 1024)
     }
@@ -32,11 +31,10 @@ public final class LogStream: @unchecked Sendable {
     func consume(_ chunk: UnsafeRawBufferPointer, now: Int64) {
         var lines = 0
         var lineBytes = 0
-        let maxEvent = sink.maxEventBytes
         let corruptBefore = decoder.corruptFrames
         decoder.feed(chunk) { entry in
             merger.add(entry, now: now) { line, source, time, partial in
-                encoder.append(line: line, source: source, timeNano: time, partial: partial, maxEventBytes: maxEvent, to: &scratch)
+                LineRecord.append(line: line, source: source, timeNano: time, partial: partial, to: &scratch)
                 lines += 1
                 lineBytes += line.count
             }
@@ -52,9 +50,8 @@ public final class LogStream: @unchecked Sendable {
         guard merger.pendingBytes > 0 else { return }
         var lines = 0
         var lineBytes = 0
-        let maxEvent = sink.maxEventBytes
         merger.flush(olderThan: olderThan) { line, source, time, partial in
-            encoder.append(line: line, source: source, timeNano: time, partial: partial, maxEventBytes: maxEvent, to: &scratch)
+            LineRecord.append(line: line, source: source, timeNano: time, partial: partial, to: &scratch)
             lines += 1
             lineBytes += line.count
         }

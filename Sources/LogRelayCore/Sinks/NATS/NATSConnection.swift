@@ -12,12 +12,14 @@ import Synchronization
 public final class NATSPublisher: Sendable {
     public let buffer: EventBuffer
     public let name: String              // container name, for the plugin's log
+    let encoder: EventEncoder
     let pubPrefix: [UInt8]               // "PUB <subject> "
     let finished = Atomic<Bool>(false)
 
-    init(buffer: EventBuffer, subject: String, name: String) {
+    init(buffer: EventBuffer, subject: String, name: String, encoder: EventEncoder) {
         self.buffer = buffer
         self.name = name
+        self.encoder = encoder
         self.pubPrefix = Array("PUB \(subject) ".utf8)
     }
 }
@@ -235,6 +237,7 @@ public final class NATSConnection: Sendable {
         var lastSend = Clock.monotonicNanos()
         var rr = 0
         var idleSince: Int64? = nil
+        var eventScratch = [UInt8]()
 
         while !stopping.load(ordering: .relaxed) {
             let now = Clock.monotonicNanos()
@@ -242,7 +245,7 @@ public final class NATSConnection: Sendable {
             if outOff == out.count {
                 out.removeAll(keepingCapacity: true)
                 outOff = 0
-                let marks = gather(into: &out, rr: &rr)
+                let marks = gather(into: &out, scratch: &eventScratch, rr: &rr)
                 if !marks.isEmpty || now - lastSend > NATSConnection.keepaliveNs {
                     out.append(contentsOf: NATSConnection.pingBytes)
                     pending.append(marks)
@@ -325,8 +328,10 @@ public final class NATSConnection: Sendable {
 
     static let pingBytes = Array("PING\r\n".utf8)
 
-    /// Renders unsent events of every stream into PUBs, fairly, up to the batch size.
-    private func gather(into out: inout [UInt8], rr: inout Int) -> [Mark] {
+    /// Encodes unsent lines of every stream into PUBs, fairly, up to the batch size.
+    /// Events are cut to the server's max_payload here, so a smaller limit learned on a
+    /// reconnect applies to everything still buffered.
+    private func gather(into out: inout [UInt8], scratch eventScratch: inout [UInt8], rr: inout Int) -> [Mark] {
         let list = publishers.withLock { $0 }
         guard !list.isEmpty else { return [] }
         var marks: [Mark] = []
@@ -337,26 +342,30 @@ public final class NATSConnection: Sendable {
         for k in 0..<list.count where budget > 0 {
             let p = list[(startAt + k) % list.count]
             let share = max(budget / (list.count - k), 16 * 1024)
-            var oversized = 0
             let off = p.buffer.takeUnsent(maxBytes: share) { records in
                 var i = 0
-                while i + 4 <= records.count {
-                    let n = EventBuffer.recordLength(records, at: i)
-                    let payload = UnsafeRawBufferPointer(rebasing: records[(i + 4)..<(i + 4 + n)])
-                    i += 4 + n
-                    if n > limit { oversized += 1; continue }
-                    out.append(contentsOf: p.pubPrefix)
-                    appendDecimal(n, to: &out)
-                    out.append(0x0D); out.append(0x0A)
-                    out.append(contentsOf: payload)
-                    out.append(0x0D); out.append(0x0A)
+                while i < records.count {
+                    let (rec, next) = LineRecord.read(records, at: i)
+                    i = next
+                    eventScratch.removeAll(keepingCapacity: true)
+                    p.encoder.append(line: rec.line, source: rec.source, timeNano: rec.timeNano, partial: rec.partial,
+                                     maxEventBytes: limit, to: &eventScratch)
+                    eventScratch.withUnsafeBytes { events in
+                        var j = 0
+                        while j + 4 <= events.count {
+                            let n = EventBuffer.recordLength(events, at: j)
+                            out.append(contentsOf: p.pubPrefix)
+                            appendDecimal(n, to: &out)
+                            out.append(0x0D); out.append(0x0A)
+                            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: events[(j + 4)..<(j + 4 + n)]))
+                            out.append(0x0D); out.append(0x0A)
+                            j += 4 + n
+                        }
+                    }
                 }
                 budget -= records.count
             }
             if let off { marks.append(Mark(publisher: p, offset: off)) }
-            if oversized > 0 {
-                Log.warn("nats: \(oversized) event(s) of \(p.name) exceed the server's max_payload \(limit) and were skipped")
-            }
         }
         return marks
     }

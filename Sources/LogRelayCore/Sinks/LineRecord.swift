@@ -1,0 +1,54 @@
+// How a log line waits in an EventBuffer: [UInt32 BE length][meta][Int64 BE time_nano][line].
+// Lines are stored raw and encoded by the sink when it sends them, so the sink's
+// current limits (NATS max_payload, the Logentries line limit) always apply.
+public enum LineRecord {
+    /// Bytes of a record's body before the line: meta (source, partial) + time.
+    public static let bodyOverhead = 9
+
+    private static let stdout: StaticString = "stdout"
+    private static let stderr: StaticString = "stderr"
+
+    public struct View {
+        public var source: UnsafeRawBufferPointer
+        public var timeNano: Int64
+        public var partial: Bool
+        public var line: UnsafeRawBufferPointer
+    }
+
+    @inline(__always)
+    public static func append(line: UnsafeRawBufferPointer, source: UnsafeRawBufferPointer, timeNano: Int64, partial: Bool, to out: inout [UInt8]) {
+        let n = line.count + bodyOverhead
+        var meta: UInt8 = 2     // 0 stdout, 1 stderr, 2 anything else (never sent by Docker)
+        if source.count == 6 && source[0] == 0x73 && source[1] == 0x74 && source[2] == 0x64 {   // "std"
+            if source[3] == 0x6F && source[4] == 0x75 && source[5] == 0x74 { meta = 0 }          // "out"
+            else if source[3] == 0x65 && source[4] == 0x72 && source[5] == 0x72 { meta = 1 }     // "err"
+        }
+        if partial { meta |= 0x80 }
+        let t = UInt64(bitPattern: timeNano)
+        out.append(UInt8(truncatingIfNeeded: n >> 24)); out.append(UInt8(truncatingIfNeeded: n >> 16))
+        out.append(UInt8(truncatingIfNeeded: n >> 8)); out.append(UInt8(truncatingIfNeeded: n))
+        out.append(meta)
+        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: t >> UInt64(shift))) }
+        out.append(contentsOf: line)
+    }
+
+    /// The record at `offset` and the offset of the next one.
+    @inline(__always)
+    public static func read(_ p: UnsafeRawBufferPointer, at offset: Int) -> (View, Int) {
+        let n = EventBuffer.recordLength(p, at: offset)
+        let meta = p[offset + 4]
+        var t: UInt64 = 0
+        for i in 0..<8 { t = t << 8 | UInt64(p[offset + 5 + i]) }
+        let src: StaticString
+        switch meta & 0x7F {
+        case 0: src = stdout
+        case 1: src = stderr
+        default: src = ""
+        }
+        let view = View(source: UnsafeRawBufferPointer(start: src.utf8Start, count: src.utf8CodeUnitCount),
+                        timeNano: Int64(bitPattern: t),
+                        partial: meta & 0x80 != 0,
+                        line: UnsafeRawBufferPointer(rebasing: p[(offset + 4 + bodyOverhead)..<(offset + 4 + n)]))
+        return (view, offset + 4 + n)
+    }
+}
