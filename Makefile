@@ -74,11 +74,11 @@ plugin-dir: $(NEEDS_BUILD)
 
 # Into the engine the docker client reaches (DOCKER_HOST honoured). Re-runnable.
 install: plugin-dir
-	scripts/install-plugin.sh $(PLUGIN_DIR) $(NATS_ALIAS) DRIVER=nats
-	scripts/install-plugin.sh $(PLUGIN_DIR) $(LOGENTRIES_ALIAS) DRIVER=logentries
+	plugin/install.sh $(PLUGIN_DIR) $(NATS_ALIAS) DRIVER=nats
+	plugin/install.sh $(PLUGIN_DIR) $(LOGENTRIES_ALIAS) DRIVER=logentries
 
 demo: deps plugin-dir
-	NATS_ALIAS=$(NATS_ALIAS) LOGENTRIES_ALIAS=$(LOGENTRIES_ALIAS) PLUGIN_DIR=$(PLUGIN_DIR) scripts/demo.sh
+	NATS_ALIAS=$(NATS_ALIAS) LOGENTRIES_ALIAS=$(LOGENTRIES_ALIAS) PLUGIN_DIR=$(PLUGIN_DIR) plugin/demo.sh
 
 # Everything that needs no Docker engine: unit tests, then the integration tests against the
 # release binary (real nats-server, local TLS endpoints). pytest's "no tests collected" (5)

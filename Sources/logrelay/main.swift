@@ -61,7 +61,7 @@ var hostBuf = [CChar](repeating: 0, count: 256)
 gethostname(&hostBuf, 255)
 let hostname = hostBuf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 
-let driver = PluginDriver(setting: args.driver, hostname: hostname)
+let driver = PluginDriver(setting: args.driver, hostname: hostname, hostPaths: HostPaths.fromEnvironment(), stateDir: args.stateDir)
 let api = PluginAPI(driver: driver)
 let server: HTTPServer
 do {
@@ -83,6 +83,7 @@ startThread(name: "signals") {
     exit(0)
 }
 
+driver.reattach()
 Log.info("logrelay \(logrelayVersion) listening on \(args.socket) (driver \(args.driver.rawValue))")
 server.run()
 // The signal thread exits the process after flushing.

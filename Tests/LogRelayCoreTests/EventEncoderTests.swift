@@ -299,12 +299,13 @@ final class EventEncoderTests: XCTestCase {
 
     func testLimitBelowOverheadStillMakesProgress() {
         let line = Array("aé\u{1}😀".utf8)
-        for max in [-5, 0, 1, 50, 200] {
+        for max in [Int.min, -5, 0, 1, 50, 200] {
             let recs = records(encoder(), line, max: max)
             XCTAssertEqual(recs.count, 4, "one character per piece at max \(max)")
             XCTAssertEqual(recs.compactMap { decode($0)?.log }, ["a", "é", "\u{1}", "😀"])
         }
         XCTAssertEqual(records(encoder(), Array("abc".utf8), max: 0).count, 3)
+        XCTAssertEqual(records(encoder(format: .rawLine), Array("a\r\nb".utf8), max: Int.min).map(text), ["a", "\u{2028}", "b"])
         XCTAssertEqual(records(encoder(format: .rawLine), Array("abc".utf8), max: 0).count, 3)
     }
 

@@ -1,9 +1,9 @@
 """Fixtures for the real-Docker suite (`make e2e`).
 
 Session-wide: a Docker engine (the reachable one, else a private dockerd started by
-scripts/dockerd.sh and stopped again by its pid), the `busybox:local` image, the plugin
+Tests/support/dockerd.sh and stopped again by its pid), the `busybox:local` image, the plugin
 from build/plugin installed under a test alias, and a nats-server on a free loopback port.
-Per test: independent nats-py subscribers (scripts/nats-sub.py, one process each) and the
+Per test: independent nats-py subscribers (Tests/support/nats-sub.py, one process each) and the
 containers a test names, all removed afterwards.
 """
 import json
@@ -19,7 +19,8 @@ import pytest
 from e2e_helpers import IMAGE, docker, free_port, wait_until  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = REPO / "scripts"
+SCRIPTS = REPO / "Tests" / "support"
+INSTALL = REPO / "plugin" / "install.sh"
 PLUGIN_DIR = Path(os.environ.get("PLUGIN_DIR", REPO / "build" / "plugin"))
 ALIAS = os.environ.get("E2E_ALIAS", "logrelay-e2e")
 DOCKERD_DIR = os.environ.get("E2E_DOCKERD_DIR", "/tmp/logrelay-e2e/dockerd")
@@ -28,7 +29,7 @@ DOCKERD_DIR = os.environ.get("E2E_DOCKERD_DIR", "/tmp/logrelay-e2e/dockerd")
 @dataclass
 class Engine:
     host: str
-    mode: str  # external | started | reused (see scripts/dockerd.sh)
+    mode: str  # external | started | reused (see Tests/support/dockerd.sh)
     dockerd_dir: str
 
     @property
@@ -92,7 +93,7 @@ def plugin(engine):
     binary = PLUGIN_DIR / "rootfs" / "usr" / "bin" / "logrelay"
     if not (PLUGIN_DIR / "config.json").is_file() or not binary.is_file():
         pytest.exit(f"{PLUGIN_DIR} is not a plugin dir: run `make plugin-dir` first", returncode=1)
-    out = subprocess.run([str(SCRIPTS / "install-plugin.sh"), str(PLUGIN_DIR), ALIAS, "DRIVER=nats"],
+    out = subprocess.run([str(INSTALL), str(PLUGIN_DIR), ALIAS, "DRIVER=nats"],
                          capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         pytest.exit(f"plugin install failed: {out.stdout}{out.stderr}", returncode=1)

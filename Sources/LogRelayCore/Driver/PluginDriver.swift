@@ -15,19 +15,41 @@ public enum StartResult: Equatable, Sendable {
 public final class PluginDriver: Sendable {
     public let setting: DriverSetting
     public let hostname: String
+    public let hostPaths: HostPaths
     public let nats = NATSRegistry()
     public let loop: StreamLoop
+    public let state: StateStore
 
-    public init(setting: DriverSetting, hostname: String) {
+    public init(setting: DriverSetting, hostname: String, hostPaths: HostPaths = HostPaths(mountPoint: nil), stateDir: String? = nil) {
         self.setting = setting
         self.hostname = hostname
+        self.hostPaths = hostPaths
+        let state = StateStore(directory: stateDir)
+        self.state = state
         loop = StreamLoop(onEnded: { s in
+            state.remove(file: s.file)
             Log.info("stopped logging for container \(s.containerName)")
         })
         loop.start()
     }
 
-    public func startLogging(_ body: [UInt8]) -> StartResult {
+    /// Re-attaches to the streams a previous process of the plugin was reading (after a crash
+    /// or restart): FIFOs that are gone are forgotten; the others are read again from the next
+    /// frame boundary.
+    public func reattach() {
+        for body in state.load() {
+            guard let req = try? StartLoggingRequest.parse(body) else { continue }
+            switch startLogging(body, reattaching: true) {
+            case .ok:
+                Log.info("re-attached to the log stream of container \(req.info.containerName)")
+            case .badRequest(let m), .refused(let m):
+                Log.info("not re-attaching \(req.file): \(m)")
+                state.remove(file: req.file)
+            }
+        }
+    }
+
+    public func startLogging(_ body: [UInt8], reattaching: Bool = false) -> StartResult {
         let req: StartLoggingRequest
         do { req = try StartLoggingRequest.parse(body) } catch {
             return .badRequest(error.message)
@@ -51,10 +73,13 @@ public final class PluginDriver: Sendable {
                     let key = n.subject == nil ? "tag" : "nats-subject"
                     throw OptionError("\(key) renders to \(subject.debugDescription), which is not a valid NATS subject: \(error.message)")
                 }
+                let tls = try natsTLS(n)
                 let encoder = EventEncoder(info: info, tag: tag, attrs: attrs, format: .json)
                 let fd = try openFIFO(req.file)
-                sink = NATSStreamSink(registry: nats, options: n, subject: subject, name: name, buffer: buffer, encoder: encoder)
-                loop.add(LogStream(file: req.file, fd: fd, containerName: name, sink: sink, partialMerge: options.common.partialMerge))
+                sink = NATSStreamSink(registry: nats, options: n, tls: tls, subject: subject, name: name, buffer: buffer, encoder: encoder)
+                if !reattaching { state.save(file: req.file, body: body) }
+                loop.add(LogStream(file: req.file, fd: fd, containerName: name, sink: sink, partialMerge: options.common.partialMerge,
+                                   resynchronize: reattaching))
                 Log.info("started logging for container \(name) to NATS subject \(subject) via \(n.servers.map(\.description).joined(separator: ","))")
             case .logentries:
                 throw OptionError("the logentries driver is not available in this build yet")
@@ -77,6 +102,32 @@ public final class PluginDriver: Sendable {
         loop.stop(file: file)
     }
 
+    /// The TLS context the NATS options ask for (nil: plain, unless a server demands TLS).
+    /// Files are loaded now so that a missing or invalid one fails StartLogging.
+    private func natsTLS(_ n: NATSOptions) throws(OptionError) -> TLSContext? {
+        let wanted = n.servers.contains { $0.scheme == .tls } || n.tlsCACert != nil || n.tlsCert != nil || n.tlsKey != nil || n.tlsSkipVerify
+        guard wanted else { return nil }
+        var config = TLSConfig(
+            caFile: try n.tlsCACert.map { p throws(OptionError) in try hostPaths.resolve(p, option: "nats-tls-ca-cert") },
+            certFile: try n.tlsCert.map { p throws(OptionError) in try hostPaths.resolve(p, option: "nats-tls-cert") },
+            keyFile: try n.tlsKey.map { p throws(OptionError) in try hostPaths.resolve(p, option: "nats-tls-key") },
+            skipVerify: n.tlsSkipVerify)
+        // Errors name the option and the host path the user wrote, not the path inside the plugin.
+        config.labels = TLSConfig.Labels(
+            ca: "nats-tls-ca-cert \((n.tlsCACert ?? "").debugDescription)",
+            cert: "nats-tls-cert \((n.tlsCert ?? "").debugDescription)",
+            key: "nats-tls-key \((n.tlsKey ?? "").debugDescription)")
+        if config.keyFile != nil && config.certFile == nil {
+            throw OptionError("nats-tls-key needs nats-tls-cert")
+        }
+        if config.certFile != nil && config.keyFile == nil {
+            throw OptionError("nats-tls-cert needs nats-tls-key")
+        }
+        do { return try TLSContext(config) } catch {
+            throw OptionError(error.message)
+        }
+    }
+
     /// Opens the daemon's FIFO for reading without blocking, and enlarges the pipe to absorb bursts.
     private func openFIFO(_ path: String) throws(OptionError) -> Int32 {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
@@ -95,6 +146,7 @@ public final class PluginDriver: Sendable {
     /// Waits (up to `deadlineNs` from now) until every stream has ended and every buffer is delivered.
     public func drain(timeoutNs: Int64) -> Bool {
         let deadline = Clock.monotonicNanos() + timeoutNs
+        loop.readAll(timeoutNs: timeoutNs / 2)
         while Clock.monotonicNanos() < deadline {
             let busy = loop.streams.contains { !$0.sink.buffer.isEmpty } || nats.all.contains { $0.hasUndelivered }
             if !busy { return true }

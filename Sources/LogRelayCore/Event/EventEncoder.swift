@@ -50,13 +50,15 @@ public final class EventEncoder: Sendable {
     @discardableResult
     public func append(line: UnsafeRawBufferPointer, source: UnsafeRawBufferPointer, timeNano: Int64,
                        partial: Bool, maxEventBytes: Int, to out: inout [UInt8]) -> Int {
+        // A negative limit means "as small as possible"; clamping keeps the arithmetic safe.
+        let limit = max(maxEventBytes, 0)
         // ≤ 1 KiB so the buffer lives on the stack.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Sink.capacity) { tmp in
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Sink.capacity) { tmp in
             var sink = Sink(base: tmp.baseAddress!)
             let records: Int
             switch format {
-            case .json: records = appendJSON(line, source, timeNano, partial, maxEventBytes, &sink, &out)
-            case .rawLine: records = appendRaw(line, maxEventBytes, &sink, &out)
+            case .json: records = appendJSON(line, source, timeNano, partial, limit, &sink, &out)
+            case .rawLine: records = appendRaw(line, limit, &sink, &out)
             }
             sink.flush(&out)
             return records

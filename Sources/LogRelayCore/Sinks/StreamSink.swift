@@ -12,9 +12,9 @@ public struct NATSStreamSink: StreamSink {
     public let publisher: NATSPublisher
     public let connection: NATSConnection
 
-    public init(registry: NATSRegistry, options: NATSOptions, subject: String, name: String, buffer: EventBuffer, encoder: EventEncoder) {
+    public init(registry: NATSRegistry, options: NATSOptions, tls: TLSContext?, subject: String, name: String, buffer: EventBuffer, encoder: EventEncoder) {
         publisher = NATSPublisher(buffer: buffer, subject: subject, name: name, encoder: encoder)
-        connection = registry.attach(publisher, options: options)
+        connection = registry.attach(publisher, options: options, tls: tls)
     }
 
     public var buffer: EventBuffer { publisher.buffer }

@@ -16,12 +16,14 @@ public final class LogStream: @unchecked Sendable {
     var stopRequestedAt: Int64? = nil
     var paused = false
 
-    public init(file: String, fd: Int32, containerName: String, sink: StreamSink, partialMerge: Bool) {
+    public init(file: String, fd: Int32, containerName: String, sink: StreamSink, partialMerge: Bool, resynchronize: Bool = false) {
         self.file = file
         self.fd = fd
         self.containerName = containerName
         self.sink = sink
         self.merger = PartialMerger(enabled: partialMerge)
+        // Re-attached after a crash: the previous process may have stopped mid-frame.
+        if resynchronize { decoder.resynchronize() }
         scratch.reserveCapacity(256 * 1024)
     }
 

@@ -6,13 +6,14 @@ import Glibc
 import Synchronization
 
 public final class StreamLoop: Sendable {
-    private enum Command { case add(LogStream), stop(String) }
+    private enum Command { case add(LogStream), stop(String), readAll(Int) }
 
     private let epfd: Int32
     private let wakeup = Wakeup()
     private let inbox = Mutex<[Command]>([])
     private let active = Mutex<[String: LogStream]>([:])
     private let onEnded: @Sendable (LogStream) -> Void
+    private let readAllDone = Atomic<Int>(0)
 
     static let readChunk = 256 * 1024
     static let staleNs: Int64 = 2_000_000_000
@@ -38,6 +39,18 @@ public final class StreamLoop: Sendable {
     public func stop(file: String) {
         inbox.withLock { $0.append(.stop(file)) }
         wakeup.signal()
+    }
+
+    /// Reads every FIFO until it is empty (for shutdown: what the daemon wrote before
+    /// SIGTERM gets into the buffers). Waits up to `timeoutNs` for the loop to do it.
+    public func readAll(timeoutNs: Int64) {
+        let ticket = Int(Clock.monotonicNanos())
+        inbox.withLock { $0.append(.readAll(ticket)) }
+        wakeup.signal()
+        let deadline = Clock.monotonicNanos() + timeoutNs
+        while readAllDone.load(ordering: .acquiring) < ticket && Clock.monotonicNanos() < deadline {
+            usleep(5_000)
+        }
     }
 
     public func isActive(_ file: String) -> Bool { active.withLock { $0[file] != nil } }
@@ -107,6 +120,13 @@ public final class StreamLoop: Sendable {
                     if let s = byFD.values.first(where: { $0.file == file }) {
                         s.stopRequestedAt = s.stopRequestedAt ?? now
                     }
+                case .readAll(let ticket):
+                    for s in Array(byFD.values) where !s.paused {
+                        var open = true
+                        for _ in 0..<64 where open && !s.paused { open = drain(s) }
+                        if !open { end(s) }
+                    }
+                    readAllDone.store(ticket, ordering: .releasing)
                 }
             }
 

@@ -43,12 +43,14 @@ public enum Log {
     private static func write(_ l: LogLevel, _ message: () -> String) {
         guard enabled(l) else { return }
         let line = "level=\(l.label) msg=\"\(message())\"\n"
+        // dockerd logs a plugin's stderr at error level and its stdout at info level.
+        let fd: Int32 = l <= .warn ? 2 : 1
         writeLock.withLock { _ in
             var bytes = Array(line.utf8)
             bytes.withUnsafeMutableBytes { p in
                 var off = 0
                 while off < p.count {
-                    let n = Glibc.write(2, p.baseAddress! + off, p.count - off)
+                    let n = Glibc.write(fd, p.baseAddress! + off, p.count - off)
                     if n < 0 { if errno == EINTR { continue }; return }
                     off += n
                 }

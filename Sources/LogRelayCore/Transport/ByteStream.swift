@@ -29,6 +29,9 @@ public final class PlainStream: ByteStream {
 
     public var hasBufferedInput: Bool { false }
 
+    /// Hands the fd over (to a TLSStream): this object will no longer close it.
+    public func release() { closed = true }
+
     public func close() {
         if !closed { closed = true; FD.close(fd) }
     }

@@ -9,6 +9,14 @@ public struct TLSConfig: Hashable, Sendable {
     public var certFile: String?
     public var keyFile: String?
     public var skipVerify = false
+    public var labels = Labels()
+
+    /// How error messages name each file (e.g. the log option and the user's path).
+    public struct Labels: Hashable, Sendable {
+        public var ca = "CA certificate", cert = "client certificate", key = "client key"
+        public init() {}
+        public init(ca: String, cert: String, key: String) { self.ca = ca; self.cert = cert; self.key = key }
+    }
 
     public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, skipVerify: Bool = false) {
         self.caFile = caFile
@@ -54,26 +62,26 @@ public final class TLSContext: @unchecked Sendable {
         } else {
             SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
             if let ca = config.caFile {
-                try TLSContext.checkReadable(ca, what: "CA certificate")
+                try TLSContext.checkReadable(ca, what: config.labels.ca)
                 if SSL_CTX_load_verify_locations(ctx, ca, nil) != 1 {
-                    throw TLSError.fromQueue("cannot load CA certificate \(ca)")
+                    throw TLSError.fromQueue("\(config.labels.ca): not a PEM CA certificate")
                 }
             } else if SSL_CTX_set_default_verify_paths(ctx) != 1 {
                 throw TLSError.fromQueue("cannot load the system CA certificates")
             }
         }
         if let cert = config.certFile {
-            try TLSContext.checkReadable(cert, what: "client certificate")
+            try TLSContext.checkReadable(cert, what: config.labels.cert)
             if SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 {
-                throw TLSError.fromQueue("cannot load client certificate \(cert)")
+                throw TLSError.fromQueue("\(config.labels.cert): not a PEM certificate")
             }
             let key = config.keyFile ?? cert
-            try TLSContext.checkReadable(key, what: "client key")
+            try TLSContext.checkReadable(key, what: config.labels.key)
             if SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 {
-                throw TLSError.fromQueue("cannot load client key \(key)")
+                throw TLSError.fromQueue("\(config.labels.key): not a PEM private key")
             }
             if SSL_CTX_check_private_key(ctx) != 1 {
-                throw TLSError.fromQueue("client key \(key) does not match certificate \(cert)")
+                throw TLSError.fromQueue("\(config.labels.key) does not match \(config.labels.cert)")
             }
         } else if config.keyFile != nil {
             throw TLSError("a client key was given without a client certificate")
@@ -85,7 +93,7 @@ public final class TLSContext: @unchecked Sendable {
 
     private static func checkReadable(_ path: String, what: String) throws(TLSError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw TLSError("cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
+        if fd < 0 { throw TLSError("\(what): cannot read the file: \(String(cString: strerror(errno)))") }
         close(fd)
     }
 }

@@ -36,6 +36,10 @@ public final class NATSConnection: Sendable {
 
     public let key: NATSConnectionKey
     private let options: NATSOptions
+    /// Set when the options ask for TLS (tls:// or any nats-tls-* option): always used.
+    private let tls: TLSContext?
+    /// For servers that demand TLS although the options did not: system CAs, verified.
+    private let fallbackTLS = Mutex<TLSContext?>(nil)
     private let publishers = Mutex<[NATSPublisher]>([])
     private let wakeup = Wakeup()
     private let stopping = Atomic<Bool>(false)
@@ -51,9 +55,10 @@ public final class NATSConnection: Sendable {
     static let idleCloseNs: Int64 = 30_000_000_000
 
     /// `onIdle` is asked (with the registry's lock) whether a connection without streams may close.
-    init(key: NATSConnectionKey, options: NATSOptions, onIdle: @escaping @Sendable (NATSConnection) -> Bool) {
+    init(key: NATSConnectionKey, options: NATSOptions, tls: TLSContext?, onIdle: @escaping @Sendable (NATSConnection) -> Bool) {
         self.key = key
         self.options = options
+        self.tls = tls
         self.onIdle = onIdle
     }
 
@@ -92,11 +97,12 @@ public final class NATSConnection: Sendable {
     private struct ServerEntry {
         var url: NATSServerURL
         var explicit: Bool
+        var tlsName: String          // name the server certificate must carry
         var failures = 0
     }
 
     private func run() {
-        var pool = options.servers.map { ServerEntry(url: $0, explicit: true) }
+        var pool = options.servers.map { ServerEntry(url: $0, explicit: true, tlsName: $0.host) }
         var next = 0
         var failedPasses = 0
         var idleSince: Int64? = nil
@@ -120,7 +126,7 @@ public final class NATSConnection: Sendable {
                 next += 1
                 tried += 1
                 do {
-                    let (stream, info) = try handshake(pool[i].url)
+                    let (stream, info) = try handshake(pool[i].url, tlsName: pool[i].tlsName)
                     connected = (stream, info, i)
                 } catch {
                     pool[i].failures += 1
@@ -144,9 +150,10 @@ public final class NATSConnection: Sendable {
             let serverName = pool.indices.contains(index) ? pool[index].url.description : "?"
             statusBox.withLock { $0.state = .connected; $0.server = serverName }
             Log.info("nats: connected to \(serverName)")
-            mergeDiscovered(info, into: &pool, scheme: scheme)
+            let tlsName = pool.indices.contains(index) ? pool[index].tlsName : ""
+            mergeDiscovered(info, into: &pool, scheme: scheme, tlsName: tlsName)
 
-            let reason = session(stream, pool: &pool, scheme: scheme)
+            let reason = session(stream, pool: &pool, scheme: scheme, tlsName: tlsName)
             stream.close()
             rewindAll()
             if stopping.load(ordering: .relaxed) { break }
@@ -157,10 +164,11 @@ public final class NATSConnection: Sendable {
     }
 
     /// Connects and completes INFO → CONNECT → PING/PONG within one deadline.
-    private func handshake(_ url: NATSServerURL) throws -> (ByteStream, NATSInfo) {
+    private func handshake(_ url: NATSServerURL, tlsName: String) throws -> (ByteStream, NATSInfo) {
         let deadline = Clock.monotonicNanos() + NATSConnection.handshakeTimeoutNs
         let fd = try TCPSocket.connect(host: url.host, port: url.port, timeoutMs: 2000)
-        let stream: ByteStream = PlainStream(fd: fd)
+        let plain = PlainStream(fd: fd)
+        var stream: ByteStream = plain
         var parser = NATSServerParser()
         var buf = [UInt8](repeating: 0, count: 16384)
 
@@ -176,8 +184,16 @@ public final class NATSConnection: Sendable {
             guard case .info(let info) = try nextOp() else {
                 throw NATSProtocolError(message: "server did not start with INFO")
             }
-            if url.scheme == .tls || info.tlsRequired == true {
-                throw NATSProtocolError(message: "TLS is not supported by this build yet")
+            // TLS is required by local config (never only by INFO, which a MITM could strip),
+            // or by the server.
+            let wantTLS = url.scheme == .tls || tls != nil
+            if wantTLS && info.tlsRequired != true && info.tlsAvailable != true {
+                throw NATSProtocolError(message: "TLS was asked for but the server does not offer it")
+            }
+            if wantTLS || info.tlsRequired == true {
+                let ctx = try tls ?? defaultTLSContext()
+                plain.release()
+                stream = try TLSStream(fd: fd, context: ctx, serverName: tlsName, deadline: deadline)
             }
             let (user, pass, token) = credentials(for: url)
             if info.authRequired == true && user == nil && token == nil {
@@ -200,6 +216,15 @@ public final class NATSConnection: Sendable {
         }
     }
 
+    private func defaultTLSContext() throws -> TLSContext {
+        try fallbackTLS.withLock { c in
+            if let c { return c }
+            let made = try TLSContext(TLSConfig())
+            c = made
+            return made
+        }
+    }
+
     /// URL user info wins over the options (nats.go's rule).
     private func credentials(for url: NATSServerURL) -> (String?, String?, String?) {
         if url.token != nil { return (nil, nil, url.token) }
@@ -212,12 +237,15 @@ public final class NATSConnection: Sendable {
         return (options.user, options.pass, nil)
     }
 
-    private func mergeDiscovered(_ info: NATSInfo, into pool: inout [ServerEntry], scheme: NATSServerURL.Scheme) {
+    /// Adds servers announced by the cluster. A server announced by IP address is
+    /// verified against the name of the server that announced it (as nats.go does).
+    private func mergeDiscovered(_ info: NATSInfo, into pool: inout [ServerEntry], scheme: NATSServerURL.Scheme, tlsName: String) {
         guard let urls = info.connectURLs else { return }
         for hp in urls {
             guard let u = try? NATSServerURL(parsing: "\(scheme.rawValue)://\(hp)") else { continue }
             if !pool.contains(where: { $0.url.host == u.host && $0.url.port == u.port }) {
-                pool.append(ServerEntry(url: u, explicit: false))
+                let name = TLSStream.isIPAddress(u.host) && !tlsName.isEmpty ? tlsName : u.host
+                pool.append(ServerEntry(url: u, explicit: false, tlsName: name))
             }
         }
     }
@@ -225,7 +253,7 @@ public final class NATSConnection: Sendable {
     private struct Mark { let publisher: NATSPublisher; let offset: Int64 }
 
     /// Runs a connected session until it fails; returns why.
-    private func session(_ stream: ByteStream, pool: inout [ServerEntry], scheme: NATSServerURL.Scheme) -> String {
+    private func session(_ stream: ByteStream, pool: inout [ServerEntry], scheme: NATSServerURL.Scheme, tlsName: String) -> String {
         var parser = NATSServerParser()
         var out = [UInt8]()
         out.reserveCapacity(NATSConnection.writeBatchBytes + 64 * 1024)
@@ -292,7 +320,7 @@ public final class NATSConnection: Sendable {
                             }
                         case .info(let info):
                             if let mp = info.maxPayload, mp > 0 { maxPayload.store(mp, ordering: .relaxed) }
-                            mergeDiscovered(info, into: &pool, scheme: scheme)
+                            mergeDiscovered(info, into: &pool, scheme: scheme, tlsName: tlsName)
                             if info.ldm == true { return "server entered lame-duck mode" }
                         case .err(let text):
                             let lower = text.lowercased()

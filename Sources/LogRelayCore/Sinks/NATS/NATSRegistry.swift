@@ -7,14 +7,14 @@ public final class NATSRegistry: Sendable {
     public init() {}
 
     /// The connection for these options, started in the background if new. Never blocks on the network.
-    public func attach(_ publisher: NATSPublisher, options: NATSOptions) -> NATSConnection {
+    public func attach(_ publisher: NATSPublisher, options: NATSOptions, tls: TLSContext?) -> NATSConnection {
         let key = options.connectionKey
         return connections.withLock { map in
             if let c = map[key], c.status.state != .closed {
                 c.attach(publisher)
                 return c
             }
-            let c = NATSConnection(key: key, options: options, onIdle: { [weak self] conn in
+            let c = NATSConnection(key: key, options: options, tls: tls, onIdle: { [weak self] conn in
                 guard let self else { return true }
                 return self.removeIfIdle(conn)
             })

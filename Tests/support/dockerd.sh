@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Private Docker engine for the demo and the e2e suite, started only when no engine is reachable.
 #
-#   scripts/dockerd.sh start    prints "DOCKER_HOST MODE": the engine to use and how it was
+#   Tests/support/dockerd.sh start    prints "DOCKER_HOST MODE": the engine to use and how it was
 #                               found. MODE is `external` (an engine already answered at
 #                               $DOCKER_HOST or the default socket), `started` (a private
 #                               dockerd started now: the caller stops it) or `reused` (a private
 #                               dockerd from an earlier `start` still runs). Waits until
 #                               `docker version` answers.
-#   scripts/dockerd.sh stop     stops the private dockerd, only if this script started it (pid file).
-#   scripts/dockerd.sh restart  stop + start of the private dockerd (DOCKERD_EXTRA_ARGS apply).
-#   scripts/dockerd.sh host     prints the private engine's DOCKER_HOST.
+#   Tests/support/dockerd.sh stop     stops the private dockerd, only if this script started it (pid file).
+#   Tests/support/dockerd.sh restart  stop + start of the private dockerd (DOCKERD_EXTRA_ARGS apply).
+#   Tests/support/dockerd.sh host     prints the private engine's DOCKER_HOST.
 #
 # Environment: DOCKERD_DIR (default /tmp/logrelay-dockerd: data root, exec root, socket, pid
 # file, log), DOCKERD_EXTRA_ARGS (extra dockerd flags, e.g. a default --log-driver),

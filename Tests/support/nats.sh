@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A throwaway nats-server on a free loopback port, for the demo and manual tests.
 #
-#   scripts/nats.sh start DIR   starts nats-server on 127.0.0.1:<free port>, prints the port;
+#   Tests/support/nats.sh start DIR   starts nats-server on 127.0.0.1:<free port>, prints the port;
 #                               DIR gets nats.pid, nats.port and nats.log
-#   scripts/nats.sh stop DIR    stops the server whose pid is in DIR/nats.pid
+#   Tests/support/nats.sh stop DIR    stops the server whose pid is in DIR/nats.pid
 set -euo pipefail
 
 cmd="${1:-}"

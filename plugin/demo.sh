@@ -22,33 +22,33 @@ cleanup() {
     set +e
     [ -n "$sub_pid" ] && kill "$sub_pid" 2>/dev/null && wait "$sub_pid" 2>/dev/null
     [ -n "${DOCKER_HOST:-}" ] && docker rm -f "$NAME" >/dev/null 2>&1
-    scripts/nats.sh stop "$WORK"
-    [ "$dockerd_mode" = started ] && scripts/dockerd.sh stop
+    Tests/support/nats.sh stop "$WORK"
+    [ "$dockerd_mode" = started ] && Tests/support/dockerd.sh stop
 }
 trap cleanup EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
 step "nats-server on loopback"
-port="$(scripts/nats.sh start "$WORK")"
+port="$(Tests/support/nats.sh start "$WORK")"
 server="nats://127.0.0.1:$port"
 echo "$server (pid $(cat "$WORK/nats.pid"))"
 
 step "Docker engine"
-read -r host dockerd_mode < <(scripts/dockerd.sh start)
+read -r host dockerd_mode < <(Tests/support/dockerd.sh start)
 export DOCKER_HOST="$host"
 echo "DOCKER_HOST=$DOCKER_HOST ($dockerd_mode, server $(docker version --format '{{.Server.Version}}'))"
-scripts/busybox-image.sh "$IMAGE"
+Tests/support/busybox-image.sh "$IMAGE"
 
 step "install the plugin as '$NATS_ALIAS' and '$LOGENTRIES_ALIAS'"
-scripts/install-plugin.sh "$PLUGIN_DIR" "$NATS_ALIAS" DRIVER=nats
-scripts/install-plugin.sh "$PLUGIN_DIR" "$LOGENTRIES_ALIAS" DRIVER=logentries
+plugin/install.sh "$PLUGIN_DIR" "$NATS_ALIAS" DRIVER=nats
+plugin/install.sh "$PLUGIN_DIR" "$LOGENTRIES_ALIAS" DRIVER=logentries
 docker plugin ls
 
 step "subscribe to '$NAME' (nats-py), then run a busybox container with --log-driver=$NATS_ALIAS"
 ready="$WORK/sub.ready"
 rm -f "$ready"
-python3 scripts/nats-sub.py --server "$server" --subject "$NAME" --count "$LINES" --timeout 60 \
+python3 Tests/support/nats-sub.py --server "$server" --subject "$NAME" --count "$LINES" --timeout 60 \
     --ready-file "$ready" &
 sub_pid=$!
 for ((i = 0; i < 200; i++)); do [ -f "$ready" ] && break; sleep 0.1; done

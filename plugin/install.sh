@@ -7,7 +7,7 @@
 # /etc/logrelay-alias: Docker 20.10 refuses a second `plugin create` whose rootfs blob it
 # already holds ("content sha256:...: already exists"), so identical rootfs trees can't be
 # installed under two names.
-#   scripts/install-plugin.sh PLUGIN_DIR ALIAS [SETTING=VALUE ...]     e.g. DRIVER=nats
+#   plugin/install.sh PLUGIN_DIR ALIAS [SETTING=VALUE ...]     e.g. DRIVER=nats
 set -euo pipefail
 
 [ $# -ge 2 ] || { echo "usage: $0 PLUGIN_DIR ALIAS [SETTING=VALUE ...]" >&2; exit 2; }
@@ -18,7 +18,7 @@ shift 2
 [ -f "$DIR/config.json" ] && [ -d "$DIR/rootfs" ] || { echo "install-plugin.sh: $DIR is not a plugin dir (run: make plugin-dir)" >&2; exit 1; }
 if ! timeout 20 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
     echo "install-plugin.sh: no Docker engine answers at ${DOCKER_HOST:-the default socket}." >&2
-    echo "  Set DOCKER_HOST, or start a private engine: export DOCKER_HOST=\$(scripts/dockerd.sh start | cut -d' ' -f1)" >&2
+    echo "  Set DOCKER_HOST, or start a private engine: export DOCKER_HOST=\$(Tests/support/dockerd.sh start | cut -d' ' -f1)" >&2
     exit 1
 fi
 

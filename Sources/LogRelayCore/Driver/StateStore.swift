@@ -1,0 +1,97 @@
+// Active streams survive a plugin crash: Docker restarts the plugin but never repeats
+// StartLogging, so each stream's StartLogging body (File + Info) is kept in the state
+// dir, written atomically, and replayed when the plugin starts. A stream's file is
+// removed when the stream ends.
+import Glibc
+
+public final class StateStore: Sendable {
+    public let directory: String?
+
+    /// `directory` nil or not writable: streams are not persisted (logged once).
+    public init(directory: String?) {
+        guard let dir = directory, !dir.isEmpty else { self.directory = nil; return }
+        var ok = StateStore.makeDirectories(dir)
+        if ok {
+            let probe = dir + "/.probe"
+            let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd); unlink(probe) } else { ok = false }
+        }
+        if !ok { Log.warn("state dir \(dir) is not writable: streams will not be re-attached after a crash") }
+        self.directory = ok ? dir : nil
+    }
+
+    /// Saves the StartLogging body of a stream (atomic: temp file, fsync, rename).
+    public func save(file: String, body: [UInt8]) {
+        guard let path = path(for: file) else { return }
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { Log.warn("cannot save stream state \(tmp): \(String(cString: strerror(errno)))"); return }
+        var ok = body.withUnsafeBytes { p in
+            var off = 0
+            while off < p.count {
+                let n = write(fd, p.baseAddress! + off, p.count - off)
+                if n < 0 { if errno == EINTR { continue }; return false }
+                off += n
+            }
+            return true
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        if !ok || rename(tmp, path) != 0 {
+            Log.warn("cannot save stream state \(path): \(String(cString: strerror(errno)))")
+            unlink(tmp)
+        }
+    }
+
+    public func remove(file: String) {
+        if let path = path(for: file) { unlink(path) }
+    }
+
+    /// Every saved StartLogging body.
+    public func load() -> [[UInt8]] {
+        guard let dir = directory, let d = opendir(dir) else { return [] }
+        defer { closedir(d) }
+        var bodies: [[UInt8]] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { p in
+                String(decoding: p.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            guard name.hasSuffix(".json") else { continue }
+            if let body = StateStore.readFile(dir + "/" + name) { bodies.append(body) }
+        }
+        return bodies
+    }
+
+    /// One state file per FIFO, named after the FIFO's id (64 hex chars from the daemon).
+    private func path(for file: String) -> String? {
+        guard let dir = directory else { return nil }
+        let id = file.split(separator: "/").last.map(String.init) ?? ""
+        let safe = id.unicodeScalars.allSatisfy { ($0.value >= 48 && $0.value <= 57) || ($0.value >= 65 && $0.value <= 90) || ($0.value >= 97 && $0.value <= 122) || $0 == "-" || $0 == "_" }
+        guard !id.isEmpty, safe, id.count <= 128 else { return nil }
+        return dir + "/" + id + ".json"
+    }
+
+    private static func readFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; return nil }
+            if n == 0 { return out }
+            out.append(contentsOf: buf[0..<n])
+            if out.count > 16 << 20 { return nil }
+        }
+    }
+
+    private static func makeDirectories(_ path: String) -> Bool {
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, 0o700) != 0 && errno != EEXIST { return false }
+        }
+        return true
+    }
+}
