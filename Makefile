@@ -83,7 +83,7 @@ demo: deps plugin-dir
 # Everything that needs no Docker engine: unit tests, then the integration tests against the
 # release binary (real nats-server, local TLS endpoints).
 test:
-	$(SWIFT) build --build-tests
+	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors
 	$(SWIFT) test --skip-build
 	$(if $(NEEDS_BUILD),$(SWIFT) build $(SWIFT_RELEASE_FLAGS))
 	$(PYTHON) -m pytest $(PYTEST_ARGS) Tests/integration
