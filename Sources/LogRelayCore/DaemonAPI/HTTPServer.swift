@@ -132,6 +132,6 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     public static func errorBody(_ message: String) -> [UInt8] {
-        Array("{\"Err\":\(NATSClientCommands.jsonString(message))}".utf8)
+        Array("{\"Err\":\(JSONText.quote(message))}".utf8)
     }
 }

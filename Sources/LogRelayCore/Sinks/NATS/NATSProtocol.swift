@@ -98,10 +98,11 @@ public struct NATSServerParser {
         case "PONG": return .pong
         case "+OK": return .ok
         case "-ERR":
-            var text = String(decoding: rest, as: UTF8.self).trimmingCharacters(in: .whitespaces)
-            if text.hasPrefix("'") { text.removeFirst() }
-            if text.hasSuffix("'") { text.removeLast() }
-            return .err(text)
+            var text = rest.drop { $0 == 0x20 || $0 == 0x09 }
+            while let l = text.last, l == 0x20 || l == 0x09 { text = text.dropLast() }
+            if text.first == 0x27 { text = text.dropFirst() }     // the text comes in single quotes
+            if text.last == 0x27 { text = text.dropLast() }
+            return .err(String(decoding: text, as: UTF8.self))
         case "INFO":
             do {
                 let info = try JSONDecoder().decode(NATSInfo.self, from: Data(rest))
@@ -124,48 +125,19 @@ public struct NATSServerParser {
     }
 }
 
-extension String {
-    func trimmingCharacters(in set: CharacterSetLite) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s.removeFirst() }
-        while let l = s.last, set.contains(l) { s.removeLast() }
-        return String(s)
-    }
-}
-
-struct CharacterSetLite {
-    let chars: Set<Character>
-    func contains(_ c: Character) -> Bool { chars.contains(c) }
-    static let whitespaces = CharacterSetLite(chars: [" ", "\t", "\r", "\n"])
-}
-
 /// Bytes we send.
 enum NATSClientCommands {
     static func connect(user: String?, pass: String?, token: String?, headers: Bool, name: String) -> [UInt8] {
         var json = "{\"verbose\":false,\"pedantic\":false,\"lang\":\"swift\",\"version\":\"\(logrelayVersion)\",\"protocol\":1"
-        json += ",\"name\":\(jsonString(name))"
+        json += ",\"name\":\(JSONText.quote(name))"
         if headers { json += ",\"headers\":true,\"no_responders\":true" }
-        if let t = token { json += ",\"auth_token\":\(jsonString(t))" }
-        if let u = user { json += ",\"user\":\(jsonString(u))" }
-        if let p = pass { json += ",\"pass\":\(jsonString(p))" }
+        if let t = token { json += ",\"auth_token\":\(JSONText.quote(t))" }
+        if let u = user { json += ",\"user\":\(JSONText.quote(u))" }
+        if let p = pass { json += ",\"pass\":\(JSONText.quote(p))" }
         json += "}"
         return Array("CONNECT \(json)\r\nPING\r\n".utf8)
     }
 
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where u.value < 0x20:
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
 }
 
 public let logrelayVersion = "0.1.0"
