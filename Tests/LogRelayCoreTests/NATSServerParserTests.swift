@@ -38,6 +38,15 @@ final class NATSServerParserTests: XCTestCase {
         XCTAssertThrowsError(try ops(["MSG a 1 x\r\n"]))
     }
 
+    // Found by Tests/Fuzz (nats target): a size of Int.max overflowed `n + 2` and trapped,
+    // killing the plugin; a size beyond NATS's 64 MiB limit is a protocol error now.
+    func testMsgWithImpossibleSizeIsAProtocolErrorNotATrap() {
+        XCTAssertThrowsError(try ops(["MSG a 1 9223372036854775807\r\n"]))
+        XCTAssertThrowsError(try ops(["HMSG a 1 2 9223372036854775806\r\n"]))
+        XCTAssertThrowsError(try ops(["MSG a 1 \(64 << 20 + 1)\r\n"]))
+        XCTAssertEqual(try ops(["MSG a 1 \(64 << 20)\r\n"]), [.msg])
+    }
+
     func testHugeLineIsRefusedNotBuffered() {
         var p = NATSServerParser(maxLineBytes: 1024)
         let big = [UInt8](repeating: 0x41, count: 4096)

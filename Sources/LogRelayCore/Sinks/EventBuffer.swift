@@ -30,16 +30,21 @@ public final class EventBuffer: Sendable {
 
     public let limit: Int
     public let policy: BufferFullPolicy
+    /// While the sink keeps up, the stream pauses above this much (a little latency, little memory);
+    /// the rest of `limit` is for riding out a sink that is slow or down.
+    public let throttleMark: Int
     private let state = Mutex(State())
 
     public init(limit: Int, policy: BufferFullPolicy) {
         self.limit = limit
         self.policy = policy
+        self.throttleMark = min(limit, EventBuffer.defaultThrottleMark)
         state.withLock { $0.lastProgress = Clock.monotonicNanos() }   // a new sink gets a grace period
     }
 
     /// How long a full buffer may hold up reading while the sink is still confirming events.
     public static let stallNanos: Int64 = 2_000_000_000
+    public static let defaultThrottleMark = 512 * 1024
 
     /// Adds a batch of LineRecords. When the buffer is full and the
     /// sink has stalled, applies the buffer-full policy; returns the number of lines dropped.
@@ -48,6 +53,7 @@ public final class EventBuffer: Sendable {
         state.withLock { s in
             s.counters.receivedLines += lines
             s.counters.receivedBytes += lineBytes
+            if s.live == 0 { s.lastProgress = now }   // the sink had caught up: a new burst gets a grace period
             var incoming = records
             var dropped = 0
             // While the sink keeps confirming, a batch may overshoot the limit: the stream
@@ -114,19 +120,27 @@ public final class EventBuffer: Sendable {
         state.withLock { $0.live >= limit }
     }
 
-    /// Whether the stream should stop reading for now rather than drop: always for `block`;
-    /// for the drop policies only while the sink is still confirming events (it is slower than
-    /// the container, not down), so a burst is throttled instead of lost. Once the sink stops
-    /// making progress for `stallNanos`, the stream reads again and the policy drops.
+    /// Whether the stream should stop reading for now. While the sink is still confirming
+    /// events (slower than the container, not down), reading pauses above `throttleMark`, so a
+    /// burst is throttled instead of lost and memory stays small. Once the sink has made no
+    /// progress for `stallNanos`, the stream reads on into the rest of the buffer and, when that
+    /// is full, the policy drops, except `block`, which pauses at `limit`.
     public func shouldPause(now: Int64) -> Bool {
         state.withLock { s in
-            guard s.live >= limit else { return false }
-            return policy == .block || now - s.lastProgress < EventBuffer.stallNanos
+            if policy == .block && s.live >= limit { return true }
+            return s.live >= throttleMark && now - s.lastProgress < EventBuffer.stallNanos
         }
     }
 
     public var hasUnsent: Bool { state.withLock { $0.sent < $0.end } }
     public var isEmpty: Bool { state.withLock { $0.live == 0 } }
+
+    /// Appends up to `maxBytes` of unsent records to `out` (at least one record if any is
+    /// unsent). Returns the absolute offset the caller should confirm later. The caller encodes
+    /// after this returns, so the stream thread never waits for encoding.
+    public func copyUnsent(maxBytes: Int, into out: inout [UInt8]) -> Int64? {
+        takeUnsent(maxBytes: maxBytes) { out.append(contentsOf: $0) }
+    }
 
     /// Hands up to `maxBytes` of unsent records to `body` (called under the buffer lock,
     /// so it must only copy). Returns the absolute offset the caller should confirm later.
@@ -167,7 +181,7 @@ public final class EventBuffer: Sendable {
             s.base = target
             s.lastProgress = Clock.monotonicNanos()
             if s.sent < s.base { s.sent = s.base }
-            if s.head == s.storage.count { s.storage.removeAll(keepingCapacity: s.storage.capacity <= 1 << 20); s.head = 0 }
+            if s.head == s.storage.count { s.storage.removeAll(keepingCapacity: s.storage.capacity <= 64 * 1024); s.head = 0 }
             s.counters.bufferedBytes = s.live
         }
     }

@@ -10,7 +10,6 @@ public final class LogStream: @unchecked Sendable {
     let sink: StreamSink
     private var decoder = FrameDecoder()
     private var merger: PartialMerger
-    private var scratch: [UInt8] = []
     private let dropLog = RateLimitedLog()
     /// Set by StopLogging (from the API thread, via the loop's inbox).
     var stopRequestedAt: Int64? = nil
@@ -24,13 +23,13 @@ public final class LogStream: @unchecked Sendable {
         self.merger = PartialMerger(enabled: partialMerge)
         // Re-attached after a crash: the previous process may have stopped mid-frame.
         if resynchronize { decoder.resynchronize() }
-        scratch.reserveCapacity(256 * 1024)
     }
 
     public var corruptFrames: Int { decoder.corruptFrames }
 
-    /// Decodes a chunk read from the FIFO and hands the events to the sink.
-    func consume(_ chunk: UnsafeRawBufferPointer, now: Int64) {
+    /// Decodes a chunk read from the FIFO and hands the lines to the sink.
+    /// `scratch` is the loop's reusable buffer (one for all streams).
+    func consume(_ chunk: UnsafeRawBufferPointer, now: Int64, scratch: inout [UInt8]) {
         var lines = 0
         var lineBytes = 0
         let corruptBefore = decoder.corruptFrames
@@ -44,11 +43,11 @@ public final class LogStream: @unchecked Sendable {
         if decoder.corruptFrames != corruptBefore {
             Log.warn("stream \(containerName): discarded \(decoder.corruptFrames - corruptBefore) corrupt frame(s)")
         }
-        deliver(lines: lines, lineBytes: lineBytes)
+        deliver(lines: lines, lineBytes: lineBytes, scratch: &scratch)
     }
 
     /// Emits partial lines that stopped growing (or all of them at EOF).
-    func flushPartials(olderThan: Int64) {
+    func flushPartials(olderThan: Int64, scratch: inout [UInt8]) {
         guard merger.pendingBytes > 0 else { return }
         var lines = 0
         var lineBytes = 0
@@ -57,10 +56,10 @@ public final class LogStream: @unchecked Sendable {
             lines += 1
             lineBytes += line.count
         }
-        deliver(lines: lines, lineBytes: lineBytes)
+        deliver(lines: lines, lineBytes: lineBytes, scratch: &scratch)
     }
 
-    private func deliver(lines: Int, lineBytes: Int) {
+    private func deliver(lines: Int, lineBytes: Int, scratch: inout [UInt8]) {
         guard !scratch.isEmpty else { return }
         let dropped = scratch.withUnsafeBytes { sink.buffer.append(records: $0, lines: lines, lineBytes: lineBytes) }
         scratch.removeAll(keepingCapacity: true)

@@ -63,9 +63,11 @@ public final class StreamLoop: Sendable {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: StreamLoop.readChunk, alignment: 16)
         var ready = [Int32](repeating: 0, count: 64)
         var lastStaleCheck = Clock.monotonicNanos()
+        var scratch = [UInt8]()
+        scratch.reserveCapacity(StreamLoop.readChunk)
 
         func end(_ s: LogStream) {
-            s.flushPartials(olderThan: .max)
+            s.flushPartials(olderThan: .max, scratch: &scratch)
             _ = logrelay_epoll_del(epfd, s.fd)
             byFD[s.fd] = nil
             paused.removeAll { $0 === s }
@@ -98,7 +100,7 @@ public final class StreamLoop: Sendable {
                 case .eof: return false
                 case .wouldBlock: return true
                 case .bytes(let n):
-                    s.consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), now: Clock.monotonicNanos())
+                    s.consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), now: Clock.monotonicNanos(), scratch: &scratch)
                     budget -= n
                 }
             }
@@ -142,7 +144,7 @@ public final class StreamLoop: Sendable {
             // Resume blocked streams whose sink caught up.
             if !paused.isEmpty {
                 for s in paused where !s.mustPause {
-                    if s.sink.buffer.isFull {
+                    if s.sink.buffer.isFull && s.sink.buffer.policy != .block {
                         Log.debug("stream \(s.containerName): sink made no progress for \(EventBuffer.stallNanos / 1_000_000) ms; reading on, the buffer-full policy applies")
                     }
                     s.paused = false
@@ -155,7 +157,7 @@ public final class StreamLoop: Sendable {
             if now - lastStaleCheck > 500_000_000 {
                 lastStaleCheck = now
                 for s in Array(byFD.values) {
-                    s.flushPartials(olderThan: now - StreamLoop.staleNs)
+                    s.flushPartials(olderThan: now - StreamLoop.staleNs, scratch: &scratch)
                     if let t = s.stopRequestedAt, now - t > StreamLoop.stopGraceNs {
                         Log.warn("stream \(s.containerName): no EOF \(StreamLoop.stopGraceNs / 1_000_000_000) s after StopLogging; closing it")
                         _ = drain(s)

@@ -105,9 +105,11 @@ public final class TLSStream: ByteStream {
 
     /// Runs the client handshake on a connected non-blocking socket before `deadline` (monotonic ns).
     /// `serverName` is checked against the certificate (DNS name or IP address) and sent as SNI if a name.
+    /// On failure the fd is closed. (Once `ssl` is set, a throw runs deinit, which frees it:
+    /// the failure paths must not free it themselves.)
     public init(fd: Int32, context: TLSContext, serverName: String, deadline: Int64) throws(TLSError) {
         self.fd = fd
-        guard let ssl = SSL_new(context.ctx) else { throw TLSError.fromQueue("SSL_new") }
+        guard let ssl = SSL_new(context.ctx) else { FD.close(fd); throw TLSError.fromQueue("SSL_new") }
         self.ssl = ssl
         SSL_set_fd(ssl, fd)
         let isIP = TLSStream.isIPAddress(serverName)
@@ -116,7 +118,7 @@ public final class TLSStream: ByteStream {
             let param = SSL_get0_param(ssl)
             X509_VERIFY_PARAM_set_hostflags(param, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
             let ok = isIP ? X509_VERIFY_PARAM_set1_ip_asc(param, serverName) : X509_VERIFY_PARAM_set1_host(param, serverName, 0)
-            if ok != 1 { SSL_free(ssl); throw TLSError.fromQueue("cannot set the expected server name \(serverName)") }
+            if ok != 1 { closed = true; FD.close(fd); throw TLSError.fromQueue("cannot set the expected server name \(serverName)") }
         }
         while true {
             ERR_clear_error()
@@ -140,7 +142,8 @@ public final class TLSStream: ByteStream {
                 message = TLSError.fromQueue("TLS handshake with \(serverName) failed").message
                 if err == SSL_ERROR_SYSCALL { message += " (connection closed during handshake)" }
             }
-            SSL_free(ssl)
+            closed = true
+            FD.close(fd)
             throw TLSError(message)
         }
     }

@@ -266,6 +266,7 @@ public final class NATSConnection: Sendable {
         var rr = 0
         var idleSince: Int64? = nil
         var eventScratch = [UInt8]()
+        var rawScratch = [UInt8]()
 
         while !stopping.load(ordering: .relaxed) {
             let now = Clock.monotonicNanos()
@@ -273,7 +274,7 @@ public final class NATSConnection: Sendable {
             if outOff == out.count {
                 out.removeAll(keepingCapacity: true)
                 outOff = 0
-                let marks = gather(into: &out, scratch: &eventScratch, rr: &rr)
+                let marks = gather(into: &out, scratch: &eventScratch, raw: &rawScratch, rr: &rr)
                 if !marks.isEmpty || now - lastSend > NATSConnection.keepaliveNs {
                     out.append(contentsOf: NATSConnection.pingBytes)
                     pending.append(marks)
@@ -359,7 +360,7 @@ public final class NATSConnection: Sendable {
     /// Encodes unsent lines of every stream into PUBs, fairly, up to the batch size.
     /// Events are cut to the server's max_payload here, so a smaller limit learned on a
     /// reconnect applies to everything still buffered.
-    private func gather(into out: inout [UInt8], scratch eventScratch: inout [UInt8], rr: inout Int) -> [Mark] {
+    private func gather(into out: inout [UInt8], scratch eventScratch: inout [UInt8], raw rawScratch: inout [UInt8], rr: inout Int) -> [Mark] {
         let list = publishers.withLock { $0 }
         guard !list.isEmpty else { return [] }
         var marks: [Mark] = []
@@ -370,7 +371,10 @@ public final class NATSConnection: Sendable {
         for k in 0..<list.count where budget > 0 {
             let p = list[(startAt + k) % list.count]
             let share = max(budget / (list.count - k), 16 * 1024)
-            let off = p.buffer.takeUnsent(maxBytes: share) { records in
+            rawScratch.removeAll(keepingCapacity: true)
+            guard let off = p.buffer.copyUnsent(maxBytes: share, into: &rawScratch) else { continue }
+            budget -= rawScratch.count
+            rawScratch.withUnsafeBytes { records in
                 var i = 0
                 while i < records.count {
                     let (rec, next) = LineRecord.read(records, at: i)
@@ -391,9 +395,8 @@ public final class NATSConnection: Sendable {
                         }
                     }
                 }
-                budget -= records.count
             }
-            if let off { marks.append(Mark(publisher: p, offset: off)) }
+            marks.append(Mark(publisher: p, offset: off))
         }
         return marks
     }

@@ -46,6 +46,8 @@ public struct NATSServerParser {
     private var start = 0
     private var skipPayload = 0      // bytes of a MSG payload (+CRLF) still to skip
     public let maxLineBytes: Int
+    /// Largest MSG/HMSG payload size accepted (nats-server refuses max_payload above 64 MiB).
+    static let maxMessageBytes = 64 << 20
 
     public init(maxLineBytes: Int = 1 << 20) { self.maxLineBytes = maxLineBytes }
 
@@ -113,7 +115,10 @@ public struct NATSServerParser {
         case "MSG", "HMSG":
             // The last field is the total payload size; skip payload + CRLF.
             let fields = rest.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 })
-            guard let last = fields.last, let n = Int(String(decoding: last, as: UTF8.self)), n >= 0 else {
+            // Bounded by NATS's own hard limit on max_payload (64 MiB), so `n + 2` cannot overflow
+            // and a hostile size cannot make the connection swallow everything that follows.
+            guard let last = fields.last, let n = Int(String(decoding: last, as: UTF8.self)), n >= 0,
+                  n <= NATSServerParser.maxMessageBytes else {
                 throw NATSProtocolError(message: "server sent a malformed \(op) line")
             }
             skip = n + 2
