@@ -1,0 +1,335 @@
+/*
+ * loadgen: plays dockerd's side of K logging FIFOs at full speed (and, as `loadgen read`,
+ * a plain reader that drains FIFOs, for the machine's baseline).
+ *
+ *   loadgen write --lines N --size S [--mode frame|batch] [--batch BYTES] [--io poll|threads] FIFO...
+ *   loadgen read FIFO...
+ *
+ * write: opens every FIFO O_RDWR like dockerd (the FIFOs already exist: the orchestrator made
+ * them), encodes N LogEntry frames per FIFO (source "stdout", time_nano, line; encoded like
+ * gogo, see docs/docker-log-plugin-protocol.md §4.2) BEFORE timing, prints "ready", waits for
+ * a line on stdin, then writes every frame: one frame per write() like dockerd (--mode frame)
+ * or ~BYTES per write() cut at frame boundaries (--mode batch). One thread per FIFO with
+ * blocking writes (--io threads, the default for one FIFO) or one epoll loop over
+ * non-blocking fds (--io poll, the default for several). Then it prints
+ *   done <start_ns> <end_ns> <bytes> <writes> <frames> <cpu_us>
+ * (CLOCK_MONOTONIC, the generator's own user+sys CPU) and waits for another line on stdin
+ * before closing its fds (dockerd closes only after StopLogging answered).
+ *
+ * read: opens every FIFO O_RDONLY|O_NONBLOCK (the writer must already hold it), enlarges the
+ * pipe to 1 MiB (as logrelay does), prints "ready", reads 1 MiB at a time with epoll until
+ * every FIFO is at EOF, then prints
+ *   done <end_ns> <bytes> <cpu_us>
+ * After a round that found less than 256 KiB it naps --nap µs (default 200) before waiting
+ * again: a reader that is faster than the writer otherwise wakes up for every frame, and the
+ * wake-ups make the pair slower than a busy plugin that reads big chunks (measured: a plain
+ * reader without the nap was slower than logrelay on per-frame writes). With the nap the
+ * reader takes what accumulated (< 1 MiB at any generator speed) and the writer never blocks.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void die(const char *what) {
+    fprintf(stderr, "loadgen: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t cpu_us(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_utime.tv_sec * 1000000ull + (uint64_t)ru.ru_utime.tv_usec +
+           (uint64_t)ru.ru_stime.tv_sec * 1000000ull + (uint64_t)ru.ru_stime.tv_usec;
+}
+
+static void wait_stdin_line(void) {
+    char buf[64];
+    if (!fgets(buf, sizeof buf, stdin)) {
+        /* orchestrator went away: carry on, closing is harmless */
+    }
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+struct stream {
+    int fd;
+    uint8_t *buf;     /* every frame of this FIFO, back to back */
+    size_t len;
+    size_t *cuts;     /* write boundaries: write i is buf[cuts[i] .. cuts[i+1]) */
+    size_t ncuts;     /* number of writes */
+    size_t next;      /* next write index (poll mode) */
+    size_t off;       /* bytes of write `next` already written (poll mode, partial writes) */
+    uint64_t writes;  /* write() calls that wrote something */
+};
+
+static void encode_stream(struct stream *s, int k, long lines, long size, int batch_mode, long batch) {
+    size_t line_room = (size_t)size;
+    /* 4 prefix + 8 source + 1+10 time + 1+10 len + line */
+    size_t max_frame = 4 + 8 + 11 + 11 + line_room;
+    s->buf = malloc(max_frame * (size_t)lines);
+    s->cuts = malloc(sizeof(size_t) * ((size_t)lines + 1));
+    if (!s->buf || !s->cuts) die("malloc");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t t0 = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint8_t *line = malloc(line_room + 1);
+    size_t off = 0, ncuts = 0, batch_start = 0;
+    s->cuts[ncuts++] = 0;
+    for (long i = 0; i < lines; i++) {
+        int h = snprintf((char *)line, line_room + 1, "c%d l%ld ", k, i);
+        if (h < 0) h = 0;
+        if ((size_t)h > line_room) h = (int)line_room;
+        memset(line + h, 'x', line_room - (size_t)h);
+        uint8_t *f = s->buf + off;
+        size_t p = 4;
+        f[p++] = 0x0a; f[p++] = 6; memcpy(f + p, "stdout", 6); p += 6;
+        f[p++] = 0x10; p += put_varint(f + p, t0 + (uint64_t)i);
+        if (line_room > 0) {
+            f[p++] = 0x1a; p += put_varint(f + p, line_room);
+            memcpy(f + p, line, line_room); p += line_room;
+        }
+        uint32_t n = (uint32_t)(p - 4);
+        f[0] = (uint8_t)(n >> 24); f[1] = (uint8_t)(n >> 16); f[2] = (uint8_t)(n >> 8); f[3] = (uint8_t)n;
+        size_t end = off + p;
+        if (!batch_mode) {
+            s->cuts[ncuts++] = end;
+        } else if (end - batch_start > (size_t)batch && off > batch_start) {
+            /* this frame would overflow the batch: cut before it */
+            s->cuts[ncuts++] = off;
+            batch_start = off;
+        }
+        off = end;
+    }
+    if (batch_mode && off > batch_start) s->cuts[ncuts++] = off;
+    free(line);
+    s->len = off;
+    s->ncuts = ncuts - 1;
+    /* touch every page now, so page faults are not timed */
+    for (size_t i = 0; i < s->len; i += 4096) ((volatile uint8_t *)s->buf)[i];
+}
+
+static void *write_all_blocking(void *arg) {
+    struct stream *s = arg;
+    for (size_t i = 0; i < s->ncuts; i++) {
+        size_t a = s->cuts[i], b = s->cuts[i + 1];
+        while (a < b) {
+            ssize_t w = write(s->fd, s->buf + a, b - a);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                die("write");
+            }
+            a += (size_t)w;
+            s->writes++;
+        }
+    }
+    return NULL;
+}
+
+static void write_poll(struct stream *ss, int k) {
+    int ep = epoll_create1(0);
+    if (ep < 0) die("epoll_create1");
+    int left = 0;
+    for (int i = 0; i < k; i++) {
+        int fl = fcntl(ss[i].fd, F_GETFL);
+        fcntl(ss[i].fd, F_SETFL, fl | O_NONBLOCK);
+        if (ss[i].ncuts == 0) continue;
+        struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)i};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, ss[i].fd, &ev) < 0) die("epoll_ctl");
+        left++;
+    }
+    struct epoll_event evs[128];
+    while (left > 0) {
+        int n = epoll_wait(ep, evs, 128, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("epoll_wait");
+        }
+        for (int e = 0; e < n; e++) {
+            struct stream *s = &ss[evs[e].data.u32];
+            /* write until the pipe is full (or this FIFO is done) */
+            while (s->next < s->ncuts) {
+                size_t a = s->cuts[s->next] + s->off, b = s->cuts[s->next + 1];
+                ssize_t w = write(s->fd, s->buf + a, b - a);
+                if (w < 0) {
+                    if (errno == EAGAIN) break;
+                    if (errno == EINTR) continue;
+                    die("write");
+                }
+                s->writes++;
+                if ((size_t)w == b - a) {
+                    s->next++;
+                    s->off = 0;
+                } else {
+                    s->off += (size_t)w;
+                }
+            }
+            if (s->next == s->ncuts) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
+                left--;
+            }
+        }
+    }
+    close(ep);
+    for (int i = 0; i < k; i++) {
+        int fl = fcntl(ss[i].fd, F_GETFL);
+        fcntl(ss[i].fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
+}
+
+static int cmd_write(int argc, char **argv) {
+    long lines = 100000, size = 100, batch = 65536;
+    int batch_mode = 0, io = -1; /* -1 auto, 0 threads, 1 poll */
+    int i = 0;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-') break;
+        if (i + 1 >= argc) { fprintf(stderr, "loadgen: %s needs a value\n", a); return 2; }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--lines")) lines = atol(v);
+        else if (!strcmp(a, "--size")) size = atol(v);
+        else if (!strcmp(a, "--batch")) batch = atol(v);
+        else if (!strcmp(a, "--mode")) {
+            if (!strcmp(v, "frame")) batch_mode = 0;
+            else if (!strcmp(v, "batch")) batch_mode = 1;
+            else { fprintf(stderr, "loadgen: --mode frame|batch\n"); return 2; }
+        } else if (!strcmp(a, "--io")) {
+            if (!strcmp(v, "threads")) io = 0;
+            else if (!strcmp(v, "poll")) io = 1;
+            else { fprintf(stderr, "loadgen: --io poll|threads\n"); return 2; }
+        } else { fprintf(stderr, "loadgen: unknown option %s\n", a); return 2; }
+    }
+    int k = argc - i;
+    if (k <= 0 || lines < 0 || size < 0 || batch <= 0) {
+        fprintf(stderr, "usage: loadgen write --lines N --size S [--mode frame|batch] [--batch BYTES] [--io poll|threads] FIFO...\n");
+        return 2;
+    }
+    if (io < 0) io = k > 1;
+    struct stream *ss = calloc((size_t)k, sizeof *ss);
+    if (!ss) die("calloc");
+    for (int j = 0; j < k; j++) {
+        ss[j].fd = open(argv[i + j], O_RDWR | O_CLOEXEC);   /* like dockerd (containerd/fifo) */
+        if (ss[j].fd < 0) die(argv[i + j]);
+    }
+    for (int j = 0; j < k; j++) encode_stream(&ss[j], j, lines, size, batch_mode, batch);
+    printf("ready\n");
+    fflush(stdout);
+    wait_stdin_line();
+
+    uint64_t cpu0 = cpu_us();
+    uint64_t t0 = mono_ns();
+    if (io == 1) {
+        write_poll(ss, k);
+    } else if (k == 1) {
+        write_all_blocking(&ss[0]);
+    } else {
+        pthread_t *th = calloc((size_t)k, sizeof *th);
+        for (int j = 0; j < k; j++)
+            if (pthread_create(&th[j], NULL, write_all_blocking, &ss[j]) != 0) die("pthread_create");
+        for (int j = 0; j < k; j++) pthread_join(th[j], NULL);
+        free(th);
+    }
+    uint64_t t1 = mono_ns();
+    uint64_t cpu1 = cpu_us();
+    uint64_t bytes = 0, writes = 0;
+    for (int j = 0; j < k; j++) { bytes += ss[j].len; writes += ss[j].writes; }
+    printf("done %llu %llu %llu %llu %llu %llu\n", (unsigned long long)t0, (unsigned long long)t1,
+           (unsigned long long)bytes, (unsigned long long)writes,
+           (unsigned long long)((uint64_t)lines * (uint64_t)k), (unsigned long long)(cpu1 - cpu0));
+    fflush(stdout);
+    wait_stdin_line();
+    for (int j = 0; j < k; j++) close(ss[j].fd);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reader */
+
+static int cmd_read(int argc, char **argv) {
+    long nap_us = 200;
+    if (argc >= 2 && !strcmp(argv[0], "--nap")) { nap_us = atol(argv[1]); argc -= 2; argv += 2; }
+    if (argc <= 0) { fprintf(stderr, "usage: loadgen read [--nap US] FIFO...\n"); return 2; }
+    int ep = epoll_create1(0);
+    if (ep < 0) die("epoll_create1");
+    int *fds = calloc((size_t)argc, sizeof *fds);
+    for (int j = 0; j < argc; j++) {
+        fds[j] = open(argv[j], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fds[j] < 0) die(argv[j]);
+        fcntl(fds[j], F_SETPIPE_SZ, 1 << 20);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)j};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[j], &ev) < 0) die("epoll_ctl");
+    }
+    size_t cap = 1 << 20;
+    uint8_t *buf = malloc(cap);
+    printf("ready\n");
+    fflush(stdout);
+    uint64_t cpu0 = cpu_us();
+    uint64_t total = 0;
+    int open_n = argc;
+    struct epoll_event evs[128];
+    uint64_t round_bytes = 1 << 20;
+    while (open_n > 0) {
+        if (nap_us > 0 && round_bytes < (256u << 10)) {
+            struct timespec ts = {0, nap_us * 1000};
+            nanosleep(&ts, NULL);
+        }
+        round_bytes = 0;
+        int n = epoll_wait(ep, evs, 128, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("epoll_wait");
+        }
+        for (int e = 0; e < n; e++) {
+            int j = (int)evs[e].data.u32;
+            for (;;) {
+                ssize_t r = read(fds[j], buf, cap);
+                if (r > 0) { total += (uint64_t)r; round_bytes += (uint64_t)r; continue; }
+                if (r == 0) {
+                    epoll_ctl(ep, EPOLL_CTL_DEL, fds[j], NULL);
+                    close(fds[j]);
+                    open_n--;
+                    break;
+                }
+                if (errno == EAGAIN) break;
+                if (errno == EINTR) continue;
+                die("read");
+            }
+        }
+    }
+    uint64_t t1 = mono_ns();
+    printf("done %llu %llu %llu\n", (unsigned long long)t1, (unsigned long long)total,
+           (unsigned long long)(cpu_us() - cpu0));
+    fflush(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "write")) return cmd_write(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "read")) return cmd_read(argc - 2, argv + 2);
+    fprintf(stderr, "usage: loadgen write|read ... (see the comment at the top of bench/loadgen.c)\n");
+    return 2;
+}
