@@ -180,11 +180,15 @@ def subscribe(tmp_path):
     """subscribe(server, subject) -> Subscriber, subscribed before it returns."""
     started = []
 
-    def _subscribe(server, subject):
-        out = tmp_path / f"sub-{subject}.jsonl"
-        ready = tmp_path / f"sub-{subject}.ready"
+    def _subscribe(server, subject, *extra_args, label=None):
+        """extra_args go to nats-sub.py (e.g. --tls-ca FILE); label names the output file when
+        several subscribers share a subject."""
+        name = label or subject
+        out = tmp_path / f"sub-{name}.jsonl"
+        ready = tmp_path / f"sub-{name}.ready"
         proc = subprocess.Popen([sys.executable, str(SCRIPTS / "nats-sub.py"), "--server", server.url,
-                                 "--subject", subject, "--out", str(out), "--ready-file", str(ready)],
+                                 "--subject", subject, "--out", str(out), "--ready-file", str(ready),
+                                 *extra_args],
                                 stdin=subprocess.DEVNULL)
         started.append(proc)
         if not wait_until(lambda: ready.exists() or proc.poll() is not None, 30) or not ready.exists():

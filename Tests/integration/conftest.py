@@ -42,6 +42,15 @@ def workdir():
     shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def pki():
+    """Throwaway TLS material (test CA, server cert for localhost/127.0.0.1, client cert, and an
+    unrelated second CA), made once per session with openssl; see Tests/support/testpki.py."""
+    d = Path(tempfile.mkdtemp(prefix="lrpki-", dir="/tmp"))
+    yield helpers.make_pki(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture
 def nats_factory(workdir):
     servers: list[NatsServer] = []

@@ -471,6 +471,35 @@ class NatsServer:
             self._log.close()
             self._log = None
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        """Kills exactly this server (by its pid) with `sig` and reaps it; start() brings it back
+        with the same config, port and (JetStream) store dir."""
+        if self.alive():
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=15)
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
+    def client_names(self) -> list[str]:
+        """Names of the clients connected right now (GET /connz)."""
+        return [c.get("name", "") for c in self.connz().get("connections") or []]
+
+    def routez(self) -> dict:
+        assert self.http_port
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/routez", timeout=5) as r:
+            return json.loads(r.read())
+
     def connz(self, state: str = "open") -> dict:
         assert self.http_port, "start the server with monitor=True"
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/connz?state={state}&limit=1024",
@@ -722,6 +751,13 @@ class Subscriber:
         with self.cond:
             return len(self.msgs)
 
+    def publish(self, subject: str, data: bytes):
+        """Publishes through this subscriber's own connection (e.g. a probe) and flushes."""
+        async def go():
+            await self.nc.publish(subject, data)
+            await self.nc.flush()
+        self._run(go(), 10)
+
     def wait_for(self, n: int, timeout: float = DELIVERY_TIMEOUT) -> bool:
         """True once at least n messages arrived; False after timeout."""
         deadline = time.monotonic() + timeout
@@ -752,6 +788,8 @@ class Subscriber:
         return [m.event() for m in self.snapshot()]
 
     def close(self):
+        if self.loop.is_closed():
+            return   # already closed (close() is idempotent)
         try:
             if self.nc is not None and not self.nc.is_closed:
                 self._run(self.nc.close(), 10)
@@ -958,3 +996,196 @@ def logical_lines(entries: list[Entry]) -> list[tuple[str, bytes, int]]:
 def text(b: bytes) -> str:
     """What the event's `log` must be for the line bytes b (invalid UTF-8 → U+FFFD)."""
     return b.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------------------
+# TLS material, clusters, paced writing, JetStream capture, metrics samples
+# ---------------------------------------------------------------------------
+
+import sys as _sys  # noqa: E402
+
+_sys.path.insert(0, str(REPO / "Tests" / "support"))
+from testpki import PKI, make_pki, nats_tls_block  # noqa: E402,F401
+
+
+def tls_context(pki: PKI, client_cert: bool = False):
+    """An ssl.SSLContext for the nats-py subscriber: trusts the test CA, optionally with the
+    test client certificate (for servers that demand one)."""
+    import ssl
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki.ca))
+    if client_cert:
+        ctx.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+    return ctx
+
+
+def make_cluster(nats_factory, n: int = 3, extra_config: str = "", name: str = "node") -> list["NatsServer"]:
+    """n nats-servers on loopback forming one cluster (full mesh of routes), each with
+    monitoring; returns once every node has a route to every other node."""
+    cports = [free_port() for _ in range(n)]
+    nodes = []
+    for i in range(n):
+        routes = ", ".join(f'"nats://127.0.0.1:{p}"' for j, p in enumerate(cports) if j != i)
+        conf = (f"server_name: {name}{i}\n"
+                f"cluster {{\n  name: lrc\n  listen: 127.0.0.1:{cports[i]}\n  routes: [{routes}]\n}}\n"
+                + extra_config)
+        nodes.append(nats_factory(extra_config=conf, monitor=True, name=f"{name}{i}"))
+    ok = wait_until(lambda: all(len(s.routez().get("routes") or []) >= n - 1 for s in nodes), 20, 0.2)
+    assert ok, "the cluster did not form: routes " + str([len(s.routez().get("routes") or []) for s in nodes])
+    return nodes
+
+
+def paced_send(c: "Container", entries: list[Entry], per_batch: int = 500, interval: float = 0.01,
+               on_batch: Optional[Callable[[int], None]] = None):
+    """Writes entries into the container's FIFO in batches of `per_batch` frames, one batch
+    every `interval` seconds (500 / 10 ms ≈ 50,000 lines/s), from the calling thread's clock.
+    The writes themselves happen on the FIFO writer's thread (one write() per batch).
+    on_batch(lines_queued_so_far) runs after each batch (e.g. to kill a server mid-stream)."""
+    c.sent.extend(entries)
+    t = time.monotonic()
+    queued = 0
+    for i in range(0, len(entries), per_batch):
+        chunk = entries[i:i + per_batch]
+        c.writer.q.put(b"".join(e.encode() for e in chunk))
+        queued += len(chunk)
+        if on_batch is not None:
+            on_batch(queued)
+        t += interval
+        delay = t - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def numbered_lines(prefix: bytes, n: int, source: str = "stdout") -> list[Entry]:
+    """n single-frame entries 'PREFIX 000000001' … with strictly increasing times."""
+    return [Entry(source, b"%s %09d" % (prefix, i), next_time_ns()) for i in range(1, n + 1)]
+
+
+def first_occurrences(values: Iterable) -> list:
+    """values with repeats removed, keeping the first occurrence (re-sent duplicates are allowed;
+    the order of first arrival must still be the order written)."""
+    seen = set()
+    out = []
+    for v in values:
+        if v not in seen:
+            seen.add(v)
+            out.append(v)
+    return out
+
+
+class JetStream:
+    """Admin and read access to a JetStream-enabled server with nats-py (own event loop per call).
+    The stream is created with the wire notes' `$JS.API.STREAM.CREATE.<name>` request (§A9)."""
+
+    def __init__(self, url: str, **connect_kwargs):
+        self.url = url
+        self.kw = connect_kwargs
+
+    def _run(self, coro_fn, timeout: float = 120):
+        async def main():
+            nc = await nats.connect(self.url, name="logrelay-it-jetstream", connect_timeout=5,
+                                    max_reconnect_attempts=3, **self.kw)
+            try:
+                return await coro_fn(nc)
+            finally:
+                await nc.close()
+        return asyncio.run(asyncio.wait_for(main(), timeout))
+
+    def create_stream(self, name: str, subjects: list[str], storage: str = "file") -> dict:
+        async def go(nc):
+            cfg = {"name": name, "subjects": subjects, "storage": storage, "retention": "limits",
+                   "discard": "old", "max_msgs": -1, "max_bytes": -1, "max_age": 0, "num_replicas": 1,
+                   "duplicate_window": 120_000_000_000}
+            r = await nc.request(f"$JS.API.STREAM.CREATE.{name}", json.dumps(cfg).encode(), timeout=10)
+            resp = json.loads(r.data)
+            assert "error" not in resp, f"stream create failed: {resp}"
+            return resp
+        return self._run(go)
+
+    def stream_info(self, name: str) -> dict:
+        async def go(nc):
+            r = await nc.request(f"$JS.API.STREAM.INFO.{name}", b"", timeout=10)
+            resp = json.loads(r.data)
+            assert "error" not in resp, f"stream info failed: {resp}"
+            return resp
+        return self._run(go)
+
+    def messages(self, name: str) -> int:
+        return int(self.stream_info(name)["state"]["messages"])
+
+    def read_all(self, name: str, timeout: float = 60) -> list[bytes]:
+        """Every payload stored in the stream, in stream order: an ephemeral push consumer
+        (no acks, flow control answered) delivering into a plain subscription, which is
+        much faster than nats-py's pull fetch for a few hundred thousand messages."""
+        async def go(nc):
+            info = json.loads((await nc.request(f"$JS.API.STREAM.INFO.{name}", b"", timeout=10)).data)
+            total = int(info["state"]["messages"])
+            out: list[bytes] = []
+            done = asyncio.Event()
+            if total == 0:
+                return out
+            inbox = nc.new_inbox()
+
+            async def cb(m):
+                status = m.headers.get("Status") if m.headers else None
+                if status or (not m.data and m.reply):      # heartbeat / flow control request
+                    if m.reply:
+                        await nc.publish(m.reply, b"")
+                    return
+                out.append(m.data)
+                if len(out) >= total:
+                    done.set()
+            sub = await nc.subscribe(inbox, cb=cb, pending_msgs_limit=-1, pending_bytes_limit=-1)
+            cfg = {"stream_name": name, "config": {
+                "deliver_subject": inbox, "ack_policy": "none", "deliver_policy": "all",
+                "flow_control": True, "idle_heartbeat": 1_000_000_000, "inactive_threshold": 30_000_000_000}}
+            r = json.loads((await nc.request(f"$JS.API.CONSUMER.CREATE.{name}", json.dumps(cfg).encode(),
+                                             timeout=10)).data)
+            assert "error" not in r, f"consumer create failed: {r}"
+            try:
+                await asyncio.wait_for(done.wait(), timeout)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"read {len(out)} of {total} messages from stream {name} in {timeout}s")
+            await sub.unsubscribe()
+            return out[:total]
+        return self._run(go, timeout + 30)
+
+
+def metric_samples(sock_path: str, name: str) -> list[tuple[str, float]]:
+    """(label text, value) of every sample of the metric family `name` in GET /metrics."""
+    body = http_get(sock_path, "/metrics").body.decode("utf-8", "replace")
+    out = []
+    for ln in body.splitlines():
+        if ln.startswith(name + "{"):
+            labels, _, value = ln[len(name) + 1:].rpartition("} ")
+            out.append((labels, float(value)))
+    return out
+
+
+def metrics_text(sock_path: str) -> str:
+    return http_get(sock_path, "/metrics").body.decode("utf-8", "replace")
+
+
+class LogTracker:
+    """Incrementally decodes the `log` values a Subscriber received on one subject, so that
+    waiting for hundreds of thousands of lines does not re-parse everything on each poll."""
+
+    def __init__(self, sub: "Subscriber", subject: Optional[str] = None):
+        self.sub = sub
+        self.subject = subject
+        self.logs: list[str] = []
+        self.unique: set[str] = set()
+        self._seen = 0
+
+    def update(self) -> int:
+        with self.sub.cond:
+            new = self.sub.msgs[self._seen:]
+            self._seen = len(self.sub.msgs)
+        for m in new:
+            if self.subject is None or m.subject == self.subject:
+                v = m.event()["log"]
+                self.logs.append(v)
+                self.unique.add(v)
+        return len(self.unique)
+
+    def wait_unique(self, n: int, timeout: float = DELIVERY_TIMEOUT) -> bool:
+        return wait_until(lambda: self.update() >= n, timeout, 0.25)

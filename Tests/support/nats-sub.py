@@ -24,7 +24,18 @@ async def main() -> int:
     ap.add_argument("--count", type=int, default=0, help="exit after this many messages (0: no limit)")
     ap.add_argument("--timeout", type=float, default=0, help="exit after this many seconds (0: no limit)")
     ap.add_argument("--pretty", action="store_true", help="pretty-print JSON payloads")
+    ap.add_argument("--tls-ca", help="CA file to verify a TLS server with (tls:// URLs)")
+    ap.add_argument("--tls-cert", help="client certificate, for servers that demand one")
+    ap.add_argument("--tls-key", help="client key (with --tls-cert)")
     args = ap.parse_args()
+
+    tls = {}
+    if args.tls_ca or args.tls_cert:
+        import ssl
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=args.tls_ca)
+        if args.tls_cert:
+            ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        tls["tls"] = ctx
 
     out = open(args.out, "ab") if args.out else sys.stdout.buffer
     done = asyncio.Event()
@@ -54,7 +65,7 @@ async def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
 
-    nc = await nats.connect(servers=[args.server], max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    nc = await nats.connect(servers=[args.server], max_reconnect_attempts=-1, reconnect_time_wait=0.5, **tls)
     await nc.subscribe(args.subject, cb=on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
     await nc.flush()
     if args.ready_file:
