@@ -263,4 +263,33 @@ final class TagTemplateTests: XCTestCase {
         let m = parseError("x{{.Nope}}", contains: #""x{{.Nope}}""#)
         XCTAssertTrue(m.hasPrefix("invalid template"), m)
     }
+
+    // MARK: hostile templates (found by Tests/Fuzz, tag target)
+
+    private func renderError(_ source: String, contains part: String, file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            let out = try TagTemplate(source).render(Self.info, hostname: "h")
+            XCTFail("\(source.prefix(80)) rendered \(out.utf8.count) bytes", file: file, line: line)
+        } catch {
+            XCTAssertTrue(error.message.contains(part), "\(error.message) lacks \(part)", file: file, line: line)
+        }
+    }
+
+    /// A container's own tag must not make the plugin allocate gigabytes (it crashed the
+    /// plugin, so every container lost its logs): results are capped at 64 KiB.
+    func testHugeResultsFailInsteadOfExhaustingMemory() {
+        renderError("{{pad .Name 21000000000 3}}", contains: "error calling pad: result longer than 65536 bytes")
+        renderError("{{pad .Name 0 9223372036854775807}}", contains: "result longer than")
+        renderError("{{.Name" + String(repeating: " | json", count: 64) + "}}", contains: "error calling json")
+        renderError("{{join (split .FullID \"\") \"" + String(repeating: "x", count: 2000) + "\"}}",
+                    contains: "error calling join")
+        renderError(String(repeating: "{{pad .Name 60000 0}}", count: 3), contains: "the result is longer than 65536 bytes")
+        XCTAssertEqual(render("{{pad .Name 2 65000}}")?.utf8.count, 2 + 9 + 65000)
+        XCTAssertEqual(render(#"{{join (split .Name "") "-"}}"#), "w-e-b---a-p-p-_-1")
+    }
+
+    func testErrorMessagesStayOnOneLine() {
+        let m = parseError("{{\"\\\n\"}}", contains: "unknown escape sequence")
+        XCTAssertFalse(m.contains("\n"), m)
+    }
 }

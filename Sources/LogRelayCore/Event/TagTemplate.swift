@@ -45,6 +45,11 @@ public struct TagTemplate: Sendable {
         return s
     }
 
+    /// Longest rendered template, and longest value a function may return. The template is the
+    /// container's own log option: without a bound, `{{pad .Name 21000000000 0}}` or a chain of
+    /// `json` calls asks for gigabytes and takes the plugin, and every other container, down.
+    static let maxRenderedBytes = 64 * 1024
+
     public func render(_ info: ContainerInfo, hostname: String) throws(OptionError) -> String {
         var out = ""
         do throws(Failure) {
@@ -52,6 +57,9 @@ public struct TagTemplate: Sendable {
                 switch p {
                 case .text(let t): out += t
                 case .action(let e): out += try e.evaluate(info, hostname: hostname).printed
+                }
+                if out.utf8.count > Self.maxRenderedBytes {
+                    throw Failure("the result is longer than \(Self.maxRenderedBytes) bytes")
                 }
             }
         } catch {
@@ -78,6 +86,16 @@ public struct TagTemplate: Sendable {
 
     enum Value {
         case string(String), list([String]), map([String: String]), int(Int)
+
+        /// About what `printed` takes, in UTF-8 bytes (separators not counted).
+        var byteCount: Int {
+            switch self {
+            case .string(let s): return s.utf8.count
+            case .int: return 20
+            case .list(let l): return l.reduce(0) { $0 + $1.utf8.count }
+            case .map(let m): return m.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+            }
+        }
 
         /// As Go's fmt prints it: lists as [a b], maps as map[k:v] with sorted keys.
         var printed: String {
@@ -167,6 +185,14 @@ public struct TagTemplate: Sendable {
             }
         }
 
+        /// Refuses a result longer than a whole rendered template may be (checked before
+        /// allocating where the size is known in advance: pad, join).
+        static func checkSize(_ bytes: Int, of f: Function) throws(Failure) {
+            guard bytes <= TagTemplate.maxRenderedBytes else {
+                throw Failure("error calling \(f.rawValue): result longer than \(TagTemplate.maxRenderedBytes) bytes")
+            }
+        }
+
         func call(_ a: [Value]) throws(Failure) -> Value {
             switch (self, a.count) {
             case (.index, 2):
@@ -180,7 +206,10 @@ public struct TagTemplate: Sendable {
             case (.split, 2):
                 if case .string(let s) = a[0], case .string(let sep) = a[1] { return .list(TagTemplate.goSplit(s, sep)) }
             case (.join, 2):
-                if case .list(let l) = a[0], case .string(let sep) = a[1] { return .string(l.joined(separator: sep)) }
+                if case .list(let l) = a[0], case .string(let sep) = a[1] {
+                    try Function.checkSize(a[0].byteCount + sep.utf8.count * max(l.count - 1, 0), of: self)
+                    return .string(l.joined(separator: sep))
+                }
             case (.title, 1):
                 if case .string(let s) = a[0] { return .string(TagTemplate.goTitle(s)) }
             case (.lower, 1):
@@ -191,6 +220,8 @@ public struct TagTemplate: Sendable {
                 if case .string(let s) = a[0], case .int(let pre) = a[1], case .int(let post) = a[2] {
                     guard pre >= 0, post >= 0 else { throw Failure("error calling pad: negative count") }
                     if s.isEmpty { return .string("") }
+                    try Function.checkSize(pre > TagTemplate.maxRenderedBytes || post > TagTemplate.maxRenderedBytes
+                                           ? Int.max : s.utf8.count + pre + post, of: self)
                     return .string(String(repeating: " ", count: pre) + s + String(repeating: " ", count: post))
                 }
             case (.truncate, 2):
@@ -233,7 +264,9 @@ public struct TagTemplate: Sendable {
             case .call(let f, let args):
                 var values: [Value] = []
                 for a in args { values.append(try a.evaluate(info, hostname: hostname)) }
-                return try f.call(values)
+                let result = try f.call(values)
+                try Function.checkSize(result.byteCount, of: f)
+                return result
             }
         }
     }
@@ -435,7 +468,7 @@ public struct TagTemplate: Sendable {
                     guard let scalar = Unicode.Scalar(v) else { throw Failure("invalid Unicode escape in quoted string") }
                     out.append(contentsOf: Array(String(scalar).utf8))
                 default:
-                    throw Failure("unknown escape sequence \\\(text((i - 1)..<i)) in quoted string")
+                    throw Failure("unknown escape sequence \(OptionError.quote("\\" + text((i - 1)..<i))) in quoted string")
                 }
             }
             guard let s = String(validating: out, as: UTF8.self) else {
