@@ -29,7 +29,7 @@ PIP_IMPORTS ?= nats pytest
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: all deps build plugin-dir install demo test e2e bench clean
+.PHONY: all deps build plugin-dir install demo test e2e bench clean fuzz
 
 all: build
 
@@ -88,12 +88,22 @@ test:
 	$(if $(NEEDS_BUILD),$(SWIFT) build $(SWIFT_RELEASE_FLAGS))
 	$(PYTHON) -m pytest $(PYTEST_ARGS) Tests/integration
 
+# libFuzzer targets for the four parsers (frame decoder, HTTP, NATS server lines, tag
+# templates), FUZZ_SECONDS each (4 × 25 s ≈ 2 minutes), built into build/fuzz/; fails on any
+# crash and prints the input (Tests/Fuzz/run.sh).
+FUZZ_SECONDS ?= 25
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) Tests/Fuzz/run.sh
+
 # The real-Docker suite: starts a private dockerd when none is reachable.
 e2e: plugin-dir
 	PLUGIN_DIR=$(abspath $(PLUGIN_DIR)) $(PYTHON) -m pytest $(PYTEST_ARGS) Tests/e2e
 
-bench:
-	@echo "bench: not implemented yet"
+# The benchmark report (bench/README.md): the release binary (or LOGRELAY_BIN) against a real
+# nats-server and a local TLS endpoint, next to the machine's own limits measured in the same
+# run. Informational, never a test. BENCH_* variables scale and filter it (bench/README.md).
+bench: $(NEEDS_BUILD)
+	BENCH_INVOKED_AS="make bench" $(PYTHON) bench/bench.py
 
 clean:
 	rm -rf build
