@@ -119,15 +119,15 @@ public final class NATSConnection: Sendable {
             if reapAndCheckIdle(&idleSince) { return }
 
             // One pass over the pool.
-            var connected: (ByteStream, NATSInfo, Int)? = nil
+            var connected: (ByteStream, NATSInfo, NATSServerParser, Int)? = nil
             var tried = 0
             while tried < pool.count && connected == nil && !stopping.load(ordering: .relaxed) {
                 let i = next % pool.count
                 next += 1
                 tried += 1
                 do {
-                    let (stream, info) = try handshake(pool[i].url, tlsName: pool[i].tlsName)
-                    connected = (stream, info, i)
+                    let (stream, info, parser) = try handshake(pool[i].url, tlsName: pool[i].tlsName)
+                    connected = (stream, info, parser, i)
                 } catch {
                     pool[i].failures += 1
                     noteError("\(pool[i].url): \(error)")
@@ -138,7 +138,7 @@ public final class NATSConnection: Sendable {
                 pool.removeAll { $0.failures > options.maxReconnect }
             }
 
-            guard let (stream, info, index) = connected else {
+            guard let (stream, info, parser, index) = connected else {
                 failedPasses += 1
                 let base = min(100_000_000 * Int64(1 << min(failedPasses - 1, 6)), 5_000_000_000)
                 let jitter = Int64.random(in: 0...(base / 4))
@@ -153,7 +153,7 @@ public final class NATSConnection: Sendable {
             let tlsName = pool.indices.contains(index) ? pool[index].tlsName : ""
             mergeDiscovered(info, into: &pool, scheme: scheme, tlsName: tlsName)
 
-            let reason = session(stream, pool: &pool, scheme: scheme, tlsName: tlsName)
+            let reason = session(stream, parser: parser, pool: &pool, scheme: scheme, tlsName: tlsName)
             stream.close()
             rewindAll()
             if stopping.load(ordering: .relaxed) { break }
@@ -164,7 +164,8 @@ public final class NATSConnection: Sendable {
     }
 
     /// Connects and completes INFO → CONNECT → PING/PONG within one deadline.
-    private func handshake(_ url: NATSServerURL, tlsName: String) throws -> (ByteStream, NATSInfo) {
+    /// Returns the parser too: bytes the server sent right after the PONG are already in it.
+    private func handshake(_ url: NATSServerURL, tlsName: String) throws -> (ByteStream, NATSInfo, NATSServerParser) {
         let deadline = Clock.monotonicNanos() + NATSConnection.handshakeTimeoutNs
         let fd = try TCPSocket.connect(host: url.host, port: url.port, timeoutMs: 2000)
         let plain = PlainStream(fd: fd)
@@ -204,7 +205,7 @@ public final class NATSConnection: Sendable {
                 switch try nextOp() {
                 case .pong:
                     if let mp = info.maxPayload, mp > 0 { maxPayload.store(mp, ordering: .relaxed) }
-                    return (stream, info)
+                    return (stream, info, parser)
                 case .ping: try stream.writeAll(Array("PONG\r\n".utf8), deadline: deadline)
                 case .ok, .msg, .info: continue
                 case .err(let text): throw NATSProtocolError(message: "server refused the connection: \(text)")
@@ -253,8 +254,9 @@ public final class NATSConnection: Sendable {
     private struct Mark { let publisher: NATSPublisher; let offset: Int64 }
 
     /// Runs a connected session until it fails; returns why.
-    private func session(_ stream: ByteStream, pool: inout [ServerEntry], scheme: NATSServerURL.Scheme, tlsName: String) -> String {
-        var parser = NATSServerParser()
+    private func session(_ stream: ByteStream, parser initialParser: NATSServerParser, pool: inout [ServerEntry], scheme: NATSServerURL.Scheme, tlsName: String) -> String {
+        var parser = initialParser
+        var pendingInput = true     // the handshake may have left ops in the parser
         var out = [UInt8]()
         out.reserveCapacity(NATSConnection.writeBatchBytes + 64 * 1024)
         var outOff = 0
@@ -289,12 +291,13 @@ public final class NATSConnection: Sendable {
 
             var fds = [pollfd(fd: stream.fd, events: Int16(POLLIN) | (outOff < out.count ? Int16(POLLOUT) : 0), revents: 0),
                        pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0)]
-            let timeout: Int32 = stream.hasBufferedInput ? 0 : 1000
+            let timeout: Int32 = stream.hasBufferedInput || pendingInput ? 0 : 1000
             let r = poll(&fds, 2, timeout)
             if r < 0 && errno != EINTR { return "poll: \(SystemError("poll"))" }
             if fds[1].revents != 0 { wakeup.drain() }
 
-            if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 || stream.hasBufferedInput {
+            if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 || stream.hasBufferedInput || pendingInput {
+                pendingInput = false
                 do {
                     readLoop: while true {
                         let res = try readBuf.withUnsafeMutableBytes { p throws(SystemError) in try stream.read(into: p) }
