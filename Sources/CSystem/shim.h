@@ -1,5 +1,5 @@
 // Linux calls that Swift's Glibc module does not expose (epoll, eventfd,
-// pipe sizing, thread names), wrapped so Swift never sees packed structs.
+// pipe sizing, thread names, TCP send-queue progress), wrapped so Swift never sees packed structs.
 #ifndef LOGRELAY_CSYSTEM_SHIM_H
 #define LOGRELAY_CSYSTEM_SHIM_H
 // No _GNU_SOURCE here: it would change glibc's types under the Glibc module's
@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 extern int pthread_setname_np(pthread_t thread, const char *name);
@@ -43,4 +44,32 @@ static inline int logrelay_set_pipe_size(int fd, int size) { return fcntl(fd, LO
 static inline int logrelay_accept(int fd) { return accept4(fd, 0, 0, SOCK_NONBLOCK | SOCK_CLOEXEC); }
 
 static inline void logrelay_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+// ---- TCP delivery progress (the Logentries sink: the endpoint never answers, so a line
+// counts as delivered once the peer's TCP stack has acknowledged its bytes) ----
+
+/// Bytes in a TCP socket's send queue that the peer has not acknowledged yet, sent or
+/// not (ioctl SIOCOUTQ, 0x5411 on Linux). -1 on error.
+static inline int logrelay_tcp_outq(int fd) {
+    int n = 0;
+    return ioctl(fd, 0x5411 /* SIOCOUTQ */, &n) == 0 ? n : -1;
+}
+
+/// The head of Linux's struct tcp_info (linux/tcp.h, a fixed ABI) up to tcpi_bytes_acked,
+/// which glibc's netinet/tcp.h does not declare: 8 one-byte fields, 24 u32s, then u64s.
+struct logrelay_tcp_info_head {
+    uint8_t bytes[8];
+    uint32_t words[24];
+    uint64_t pacing_rate, max_pacing_rate, bytes_acked;
+};
+
+/// Total bytes of this connection the peer has acknowledged (getsockopt TCP_INFO,
+/// tcpi_bytes_acked, Linux >= 4.1). -1 on error, -2 when the kernel does not report it.
+static inline int64_t logrelay_tcp_bytes_acked(int fd) {
+    struct logrelay_tcp_info_head ti = {0};
+    socklen_t len = sizeof ti;
+    if (getsockopt(fd, 6 /* IPPROTO_TCP */, 11 /* TCP_INFO */, &ti, &len) != 0) return -1;
+    if (len < sizeof ti) return -2;
+    return (int64_t)ti.bytes_acked;
+}
 #endif

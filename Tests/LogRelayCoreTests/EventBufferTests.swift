@@ -32,9 +32,13 @@ final class EventBufferTests: XCTestCase {
     }
 
     /// Appends as if the sink had stalled (no confirmation for longer than stallNanos), unless told otherwise.
+    private var clock = Clock.monotonicNanos()
+
     private func append(_ buf: EventBuffer, _ lines: [String], sinkStalled: Bool = true) -> Int {
         let r = records(lines)
-        let now = Clock.monotonicNanos() + (sinkStalled ? 2 * EventBuffer.stallNanos : 0)
+        // Each "stalled" append happens well after the previous one, with no confirmation between.
+        if sinkStalled { clock += 3 * EventBuffer.stallNanos }
+        let now = sinkStalled ? clock : Clock.monotonicNanos()
         return r.withUnsafeBytes { buf.append(records: $0, lines: lines.count, lineBytes: lines.count, now: now) }
     }
 

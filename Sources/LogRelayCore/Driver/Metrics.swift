@@ -1,7 +1,7 @@
 // GET /metrics: Prometheus text format. Labels carry container names and ids and
 // redacted server addresses only; secrets never appear here.
 public enum Metrics {
-    public static func render(streams: [LogStream], connections: [NATSConnection]) -> String {
+    public static func render(streams: [LogStream], connections: [NATSConnection], logentries: [LogentriesConnection] = []) -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ rows: [(String, String)]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -24,6 +24,14 @@ public enum Metrics {
         family("logrelay_nats_reconnects_total", "counter", "Times the NATS connection was lost.", conns.map { (connLabels($0.1), "\($0.1.reconnects)") })
         family("logrelay_nats_streams", "gauge", "Streams sharing the NATS connection.", conns.map { (connLabels($0.1), "\($0.0.publisherCount)") })
         family("logrelay_nats_last_error_info", "gauge", "The last error of the NATS connection, as a label.", conns.filter { !$0.1.lastError.isEmpty }.map { (connLabels($0.1) + ",error=\"\(escape($0.1.lastError))\"", "1") })
+
+        // Logentries connections: endpoint and state only, never a token.
+        let le = logentries.map { ($0, $0.status) }.sorted { $0.1.endpoint < $1.1.endpoint }
+        family("logrelay_logentries_connected", "gauge", "1 when the Logentries connection is up.", le.map { (leLabels($0.1), $0.1.state == .connected ? "1" : "0") })
+        family("logrelay_logentries_reconnects_total", "counter", "Times the Logentries connection was lost.", le.map { (leLabels($0.1), "\($0.1.reconnects)") })
+        family("logrelay_logentries_lines_resent_total", "counter", "Acknowledged lines sent again because the Logentries connection failed within the grace period (possible duplicates).", le.map { (leLabels($0.1), "\($0.1.resentLines)") })
+        family("logrelay_logentries_streams", "gauge", "Streams sharing the Logentries connection.", le.map { (leLabels($0.1), "\($0.0.publisherCount)") })
+        family("logrelay_logentries_last_error_info", "gauge", "The last error of the Logentries connection, as a label.", le.filter { !$0.1.lastError.isEmpty }.map { (leLabels($0.1) + ",error=\"\(escape($0.1.lastError))\"", "1") })
         return out
     }
 
@@ -33,6 +41,10 @@ public enum Metrics {
 
     private static func connLabels(_ st: NATSConnection.Status) -> String {
         "server=\"\(escape(st.server))\",state=\"\(st.state.rawValue)\""
+    }
+
+    private static func leLabels(_ st: LogentriesConnection.Status) -> String {
+        "endpoint=\"\(escape(st.endpoint))\",tls=\"\(st.tls)\",state=\"\(st.state.rawValue)\""
     }
 
     static func escape(_ s: String) -> String {

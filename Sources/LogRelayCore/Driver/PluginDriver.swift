@@ -17,6 +17,7 @@ public final class PluginDriver: Sendable {
     public let hostname: String
     public let hostPaths: HostPaths
     public let nats = NATSRegistry()
+    public let logentries = LogentriesRegistry()
     public let loop: StreamLoop
     public let state: StateStore
 
@@ -82,7 +83,15 @@ public final class PluginDriver: Sendable {
                                    resynchronize: reattaching))
                 Log.info("started logging for container \(name) to NATS subject \(subject) via \(n.servers.map(\.description).joined(separator: ","))")
             case .logentries:
-                throw OptionError("the logentries driver is not available in this build yet")
+                guard let l = options.logentries else { throw OptionError("internal error: Logentries options missing") }
+                let tls = try logentriesTLS(l)
+                let encoder = EventEncoder(info: info, tag: tag, attrs: attrs, format: l.lineOnly ? .rawLine : .json)
+                let fd = try openFIFO(req.file)
+                sink = LogentriesStreamSink(registry: logentries, options: l, tls: tls, name: name, buffer: buffer, encoder: encoder)
+                if !reattaching { state.save(file: req.file, body: body) }
+                loop.add(LogStream(file: req.file, fd: fd, containerName: name, sink: sink, partialMerge: options.common.partialMerge,
+                                   resynchronize: reattaching))
+                Log.info("started logging for container \(name) to Logentries at \(l.hostPort) (\(l.tls ? "TLS" : "plain TCP"), \(l.lineOnly ? "raw lines" : "JSON events"))")
             }
             return .ok
         } catch let e as OptionError {
@@ -128,6 +137,22 @@ public final class PluginDriver: Sendable {
         }
     }
 
+    /// The TLS context for a Logentries endpoint (nil: plain TCP): the system CAs, shared,
+    /// or the given CA file (a host path), loaded now so a bad file fails StartLogging.
+    private func logentriesTLS(_ l: LogentriesOptions) throws(OptionError) -> TLSContext? {
+        guard l.tls else { return nil }
+        guard let ca = l.caCert else {
+            do { return try logentries.systemTLSContext() } catch {
+                throw OptionError("cannot load the system CA certificates: \(error.message)")
+            }
+        }
+        var config = TLSConfig(caFile: try hostPaths.resolve(ca, option: "logentries-tls-ca-cert"))
+        config.labels = TLSConfig.Labels(ca: "logentries-tls-ca-cert \(ca.debugDescription)", cert: "client certificate", key: "client key")
+        do { return try TLSContext(config) } catch {
+            throw OptionError(error.message)
+        }
+    }
+
     /// Opens the daemon's FIFO for reading without blocking, and enlarges the pipe to absorb bursts.
     private func openFIFO(_ path: String) throws(OptionError) -> Int32 {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
@@ -149,6 +174,7 @@ public final class PluginDriver: Sendable {
         loop.readAll(timeoutNs: timeoutNs / 2)
         while Clock.monotonicNanos() < deadline {
             let busy = loop.streams.contains { !$0.sink.buffer.isEmpty } || nats.all.contains { $0.hasUndelivered }
+                || logentries.all.contains { $0.hasUndelivered }
             if !busy { return true }
             usleep(20_000)
         }
@@ -156,6 +182,6 @@ public final class PluginDriver: Sendable {
     }
 
     public func metricsText() -> String {
-        Metrics.render(streams: loop.streams, connections: nats.all)
+        Metrics.render(streams: loop.streams, connections: nats.all, logentries: logentries.all)
     }
 }

@@ -1,0 +1,167 @@
+"""`docker run --log-driver=<alias>` with the plugin installed as DRIVER=logentries, against a
+local token endpoint (Tests/integration/le_endpoint.py, an independent Python program).
+
+The alias is not `logentries`: this engine (Docker 20.10) still has its built-in driver of that
+name, which wins over a plugin alias; Docker >= 25 takes the alias `logentries` as is.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from e2e_helpers import docker, unique_name, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "Tests" / "integration"))
+from le_endpoint import Endpoint, make_pki  # noqa: E402
+
+INSTALL = REPO / "plugin" / "install.sh"
+PLUGIN_DIR = Path(os.environ.get("PLUGIN_DIR", REPO / "build" / "plugin"))
+ALIAS = os.environ.get("E2E_LOGENTRIES_ALIAS", "logentries-relay")
+RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
+LINES = 200_000
+
+
+@pytest.fixture(scope="module")
+def le_plugin(engine):
+    """The plugin under ALIAS with DRIVER=logentries, removed again after this module."""
+    binary = PLUGIN_DIR / "rootfs" / "usr" / "bin" / "logrelay"
+    if not (PLUGIN_DIR / "config.json").is_file() or not binary.is_file():
+        pytest.exit(f"{PLUGIN_DIR} is not a plugin dir: run `make plugin-dir` first", returncode=1)
+    out = subprocess.run([str(INSTALL), str(PLUGIN_DIR), ALIAS, "DRIVER=logentries"],
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        pytest.fail(f"plugin install failed: {out.stdout}{out.stderr}")
+    pid = docker("plugin", "inspect", "-f", "{{.Id}}", ALIAS, check=True).stdout.strip()
+
+    class P:
+        alias = ALIAS
+        id = pid
+
+        @staticmethod
+        def log(last=40):
+            lines = engine.log_lines(pid)
+            return "\n".join(lines[-last:]) if lines else "(plugin log not available)"
+    yield P
+    docker("plugin", "disable", "-f", ALIAS, timeout=60)
+    docker("plugin", "rm", "-f", ALIAS, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def le_dir():
+    d = Path(tempfile.mkdtemp(prefix="lr-e2e-le-", dir="/tmp"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def le_pki(le_dir):
+    return make_pki(le_dir / "pki")
+
+
+@pytest.fixture
+def endpoints(le_dir):
+    made = []
+
+    def make(**kw):
+        e = Endpoint(le_dir, **kw)
+        made.append(e)
+        return e
+    yield make
+    for e in made:
+        e.stop()
+
+
+def payloads(ep, token):
+    prefix = token.encode() + b" "
+    out = []
+    for l in ep.lines():
+        assert l.startswith(prefix), l[:80]
+        assert len(l) + 1 < 65536
+        out.append(l[len(prefix):])
+    return out
+
+
+def test_seq_200000_over_tls_arrives_complete_and_in_order(le_plugin, busybox, endpoints, le_pki, containers):
+    ep = endpoints(cert=le_pki["server-cert"], key=le_pki["server-key"])
+    token = str(uuid.uuid4())
+    name = unique_name("lr-e2e-le-seq")
+    containers.append(name)
+    run = docker("run", "-d", "--name", name, "--network=none",
+                 f"--log-driver={le_plugin.alias}",
+                 "--log-opt", f"logentries-token={token}",
+                 "--log-opt", f"logentries-address=localhost:{ep.port}",
+                 "--log-opt", f"logentries-tls-ca-cert={le_pki['ca']}",
+                 "--log-opt", "tag={{.Name}}",
+                 "--log-opt", "labels=team", "--label", "team=core",
+                 busybox, "seq", "1", str(LINES))
+    assert run.returncode == 0, run.stderr
+    assert docker("wait", name, timeout=300).stdout.strip() == "0"
+    assert ep.wait_for(LINES, 300), f"{ep.count()} of {LINES} lines arrived\nplugin log:\n{le_plugin.log()}"
+    ep.wait_quiet(1.0)
+
+    container_id, image_id = docker("inspect", "-f", "{{.Id}} {{.Image}}", name, check=True).stdout.split()
+    events = [json.loads(p) for p in payloads(ep, token)]
+    assert [e["log"] for e in events] == [str(i) for i in range(1, LINES + 1)], "lost, duplicated or reordered"
+    for e in (events[0], events[LINES // 2], events[-1]):
+        assert e == {"time": e["time"], "source": "stdout", "log": e["log"], "tag": name,
+                     "container_id": container_id, "container_name": "/" + name,
+                     "image_id": image_id, "image_name": busybox, "attrs": {"team": "core"}}
+        assert RFC3339_NANO.match(e["time"]), e["time"]
+    times = [e["time"] for e in events]
+    assert times == sorted(times)
+    opened = ep.opened()
+    assert len(opened) == 1 and opened[0]["tls"] and opened[0]["sni"] == "localhost", opened
+
+
+def test_line_only_over_plain_tcp_with_multi_line_output(le_plugin, busybox, endpoints, containers):
+    ep = endpoints()
+    token = str(uuid.uuid4())
+    name = unique_name("lr-e2e-le-raw")
+    containers.append(name)
+    run = docker("run", "--name", name, "--network=none",
+                 f"--log-driver={le_plugin.alias}",
+                 "--log-opt", f"logentries-token={token}",
+                 "--log-opt", f"logentries-address=127.0.0.1:{ep.port}",
+                 "--log-opt", "logentries-tls=false",
+                 "--log-opt", "line-only=true",
+                 busybox, "sh", "-c", r"echo first; printf 'cr\rinside\n'; echo; echo last",
+                 timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert ep.wait_for(3, 60), f"{ep.count()} lines\nplugin log:\n{le_plugin.log()}"
+    ep.wait_quiet(1.0)
+    # the empty line is not sent; the CR folds into U+2028
+    assert payloads(ep, token) == [b"first", "cr\u2028inside".encode(), b"last"]
+
+
+def test_missing_token_fails_docker_run_naming_the_option(le_plugin, busybox, containers):
+    name = unique_name("lr-e2e-le-notoken")
+    containers.append(name)
+    run = docker("run", "--rm", "--name", name, "--network=none",
+                 f"--log-driver={le_plugin.alias}", busybox, "true", timeout=120)
+    assert run.returncode != 0, run.stdout
+    assert "logentries-token" in run.stderr, run.stderr
+
+
+def test_unreachable_endpoint_does_not_hold_the_container(le_plugin, busybox, containers):
+    name = unique_name("lr-e2e-le-down")
+    containers.append(name)
+    s = __import__("socket").socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    run = docker("run", "--rm", "--name", name, "--network=none",
+                 f"--log-driver={le_plugin.alias}",
+                 "--log-opt", f"logentries-token={uuid.uuid4()}",
+                 "--log-opt", f"logentries-address=127.0.0.1:{port}",
+                 busybox, "sh", "-c", "seq 1 20000; echo done", timeout=120)
+    assert run.returncode == 0, f"{run.stderr}\nplugin log:\n{le_plugin.log()}"
+    assert run.stdout.strip().endswith("done")
