@@ -44,7 +44,7 @@ public final class EventBuffer: Sendable {
 
     /// How long a full buffer may hold up reading while the sink is still confirming events.
     public static let stallNanos: Int64 = 2_000_000_000
-    public static let defaultThrottleMark = 512 * 1024
+    public static let defaultThrottleMark = 256 * 1024
 
     /// Adds a batch of LineRecords. When the buffer is full and the
     /// sink has stalled, applies the buffer-full policy; returns the number of lines dropped.

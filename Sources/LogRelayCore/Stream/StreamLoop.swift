@@ -108,7 +108,7 @@ public final class StreamLoop: Sendable {
         }
 
         while true {
-            let timeout: Int32 = paused.isEmpty ? 1000 : 20
+            let timeout: Int32 = paused.isEmpty ? 1000 : 1
             let n = logrelay_epoll_wait(epfd, &ready, Int32(ready.count), timeout)
             let now = Clock.monotonicNanos()
 
