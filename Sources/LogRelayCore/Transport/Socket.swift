@@ -164,4 +164,21 @@ public final class Wakeup: Sendable {
         var v: UInt64 = 0
         _ = Glibc.read(fd, &v, 8)
     }
+
+    /// Waits up to `timeoutMs` for a signal; true if one came.
+    public func wait(timeoutMs: Int32) -> Bool {
+        let r = FD.poll1(fd, events: Int16(POLLIN), timeoutMs: timeoutMs)
+        drain()
+        return r != 0
+    }
+
+    /// Sleeps `ns` (a backoff), returning early once `stop()` is true; signals only re-check it.
+    public func sleep(ns: Int64, unless stop: () -> Bool) {
+        let deadline = Clock.monotonicNanos() + ns
+        while !stop() {
+            let left = deadline - Clock.monotonicNanos()
+            if left <= 0 { return }
+            _ = wait(timeoutMs: Int32(min(left / 1_000_000 + 1, 1000)))
+        }
+    }
 }

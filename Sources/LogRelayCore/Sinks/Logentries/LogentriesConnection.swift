@@ -157,14 +157,14 @@ public final class LogentriesConnection: Sendable {
             if resend.isEmpty && reapAndCheckUnused(&unusedSince) { break }
             // Connect only while lines are waiting: no traffic, no connection to go stale.
             guard !resend.isEmpty || hasUnsent else {
-                _ = waitForWork(timeoutMs: 1000)
+                _ = wakeup.wait(timeoutMs: 1000)
                 continue
             }
             if failures > 0 {
                 // Capped exponential backoff with jitter: 100 ms doubling to 10 s, each wait
                 // between half and all of it, so restarted endpoints are not hit in step.
                 let base = min(LogentriesConnection.backoffFirstNs << Int64(min(failures - 1, 20)), LogentriesConnection.backoffMaxNs)
-                sleepInterruptibly(ns: base / 2 + Int64.random(in: 0...(base / 2)))
+                wakeup.sleep(ns: base / 2 + Int64.random(in: 0...(base / 2))) { isStopping }
                 if isStopping { break }
             }
             setState(.connecting)
@@ -461,19 +461,4 @@ public final class LogentriesConnection: Sendable {
         }
     }
 
-    private func sleepInterruptibly(ns: Int64) {
-        let deadline = Clock.monotonicNanos() + ns
-        while !isStopping {
-            let left = deadline - Clock.monotonicNanos()
-            if left <= 0 { return }
-            _ = FD.poll1(wakeup.fd, events: Int16(POLLIN), timeoutMs: Int32(min(left / 1_000_000 + 1, 1000)))
-            wakeup.drain()
-        }
-    }
-
-    private func waitForWork(timeoutMs: Int32) -> Bool {
-        let r = FD.poll1(wakeup.fd, events: Int16(POLLIN), timeoutMs: timeoutMs)
-        wakeup.drain()
-        return r != 0
-    }
 }

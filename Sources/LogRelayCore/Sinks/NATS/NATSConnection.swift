@@ -109,14 +109,17 @@ public final class NATSConnection: Sendable {
         let scheme = options.servers.first?.scheme ?? .nats
 
         while !stopping.load(ordering: .relaxed) {
+            if reapAndCheckIdle(&idleSince) { return }
             if pool.isEmpty {
-                setState(.closed, error: "gave up after nats-max-reconnect=\(options.maxReconnect) attempts per server")
-                Log.error("nats: no server left to try; dropping buffered events (\(status.lastError))")
+                // Given up: drop what streams still send (counted) until they are gone.
+                if status.state != .closed {
+                    setState(.closed, error: "gave up after nats-max-reconnect=\(options.maxReconnect) attempts per server")
+                    Log.error("nats: no server left to try; dropping buffered events (\(status.lastError))")
+                }
                 dropEverything()
-                if waitForWork(timeoutMs: 1000) { continue }
+                _ = wakeup.wait(timeoutMs: 1000)
                 continue
             }
-            if reapAndCheckIdle(&idleSince) { return }
 
             // One pass over the pool.
             var connected: (ByteStream, NATSInfo, NATSServerParser, Int)? = nil
@@ -142,7 +145,7 @@ public final class NATSConnection: Sendable {
                 failedPasses += 1
                 let base = min(100_000_000 * Int64(1 << min(failedPasses - 1, 6)), 5_000_000_000)
                 let jitter = Int64.random(in: 0...(base / 4))
-                sleepInterruptibly(ns: base + jitter)
+                wakeup.sleep(ns: base + jitter) { stopping.load(ordering: .relaxed) }
                 continue
             }
             failedPasses = 0
@@ -449,21 +452,6 @@ public final class NATSConnection: Sendable {
         }
     }
 
-    private func sleepInterruptibly(ns: Int64) {
-        let deadline = Clock.monotonicNanos() + ns
-        while !stopping.load(ordering: .relaxed) {
-            let left = deadline - Clock.monotonicNanos()
-            if left <= 0 { return }
-            _ = FD.poll1(wakeup.fd, events: Int16(POLLIN), timeoutMs: Int32(min(left / 1_000_000 + 1, 1000)))
-            wakeup.drain()
-        }
-    }
-
-    private func waitForWork(timeoutMs: Int32) -> Bool {
-        let r = FD.poll1(wakeup.fd, events: Int16(POLLIN), timeoutMs: timeoutMs)
-        wakeup.drain()
-        return r != 0
-    }
 }
 
 @inline(__always)
