@@ -2,9 +2,9 @@
 
 Every fixture cleans up after itself, also when the test fails: containers are
 stopped and their FIFOs unlinked, then the plugin and the nats-servers started
-by this test are stopped by pid, and the temp dir is removed. A plugin's stderr
-is checked for every secret the tests used before it is deleted, and its tail
-is printed when the test failed.
+by this test are stopped by pid, and the temp dir is removed. A plugin's stdout
+and stderr (both go to files) are checked for every secret the tests used before
+they are deleted, and their tails are printed when the test failed.
 """
 
 from __future__ import annotations
@@ -108,13 +108,14 @@ def plugin_factory(workdir, request):
     problems = []
     for p in plugins:
         p.stop()
-        err = p.stderr()
-        leaked = sorted(s for s in helpers.SECRETS if s in err)
-        if leaked:
-            problems.append(f"{p.dir.name}: secret(s) {leaked} appear in the plugin's stderr")
-        if _failed(request):
-            tail = "\n".join(err.splitlines()[-60:])
-            print(f"\n----- {p.dir.name} stderr (last 60 lines) -----\n{tail}\n", file=sys.stderr)
+        # the plugin logs info/debug to stdout and warnings/errors to stderr: check both
+        for stream, out in (("stdout", p.stdout()), ("stderr", p.stderr())):
+            leaked = sorted(s for s in helpers.SECRETS if s in out)
+            if leaked:
+                problems.append(f"{p.dir.name}: secret(s) {leaked} appear in the plugin's {stream}")
+            if _failed(request):
+                tail = "\n".join(out.splitlines()[-60:])
+                print(f"\n----- {p.dir.name} {stream} (last 60 lines) -----\n{tail}\n", file=sys.stderr)
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
 

@@ -32,7 +32,6 @@ import struct
 import subprocess
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -40,6 +39,14 @@ from typing import Callable, Iterable, Optional
 import nats  # nats-py: the independent subscriber
 
 REPO = Path(__file__).resolve().parents[2]
+
+import sys as _sys  # noqa: E402
+
+_sys.path.insert(0, str(REPO / "Tests" / "support"))
+# One of each, shared with le_endpoint.py (and through it the e2e suite): Tests/support/.
+from testkit import (NatsServer, cpu_seconds, fd_count, free_port, nats_server_binary,  # noqa: E402,F401
+                     port_accepts, rss_kib, stop_process, thread_count, unix_accepts, wait_until)
+from testpki import PKI, make_pki, nats_tls_block  # noqa: E402,F401
 
 # Generous bound for "it eventually arrives"; never a performance assertion.
 DELIVERY_TIMEOUT = float(os.environ.get("LOGRELAY_IT_TIMEOUT", "30"))
@@ -52,44 +59,6 @@ CHUNK = 16 * 1024  # dockerd's copier buffer: lines are cut into 16384-byte piec
 # ---------------------------------------------------------------------------
 # small utilities
 # ---------------------------------------------------------------------------
-
-def free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
-def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def unix_accepts(path: str) -> bool:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(0.5)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
 
 _last_ns = 0
 _ns_lock = threading.Lock()
@@ -398,119 +367,8 @@ class DaemonClient:
 
 
 # ---------------------------------------------------------------------------
-# processes: nats-server and the plugin
+# the plugin process (nats-server, stop_process, /proc readings: Tests/support/testkit.py)
 # ---------------------------------------------------------------------------
-
-def _stop_process(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15.0):
-    """Stops exactly this process (by its pid), escalating to SIGKILL."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.kill(proc.pid, sig)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.kill(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-
-
-def nats_server_binary() -> str:
-    for cand in (os.environ.get("NATS_SERVER"), "/usr/sbin/nats-server", "/usr/bin/nats-server"):
-        if cand and os.access(cand, os.X_OK):
-            return cand
-    raise AssertionError("nats-server not found (apt-get install nats-server, or `make deps`; "
-                         "or set NATS_SERVER)")
-
-
-class NatsServer:
-    """A nats-server on 127.0.0.1 with its own config file in a temp dir."""
-
-    def __init__(self, workdir: Path, port: Optional[int] = None, extra_config: str = "",
-                 monitor: bool = False, name: str = "nats"):
-        self.port = port or free_port()
-        self.http_port = free_port() if monitor else None
-        self.dir = workdir / f"{name}-{self.port}"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        conf = f"listen: 127.0.0.1:{self.port}\n"
-        if self.http_port:
-            conf += f"http: 127.0.0.1:{self.http_port}\n"
-        conf += extra_config
-        self.config_path = self.dir / "server.conf"
-        self.config_path.write_text(conf)
-        self.log_path = self.dir / "server.log"
-        self.proc: Optional[subprocess.Popen] = None
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self):
-        assert self.proc is None or self.proc.poll() is not None
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([nats_server_binary(), "-c", str(self.config_path)],
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        ok = wait_until(lambda: self.proc.poll() is not None or port_accepts(self.port), 10)
-        if not ok or self.proc.poll() is not None:
-            self.stop()
-            raise AssertionError(f"nats-server did not come up on {self.port}: "
-                                 f"{self.log_path.read_text()[-2000:]}")
-        if self.http_port:
-            assert wait_until(lambda: port_accepts(self.http_port), 10)
-
-    def stop(self):
-        if self.proc is not None:
-            _stop_process(self.proc)
-        if getattr(self, "_log", None):
-            self._log.close()
-            self._log = None
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self, sig=signal.SIGKILL):
-        """Kills exactly this server (by its pid) with `sig` and reaps it; start() brings it back
-        with the same config, port and (JetStream) store dir."""
-        if self.alive():
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=15)
-        if getattr(self, "_log", None):
-            self._log.close()
-            self._log = None
-
-    def client_names(self) -> list[str]:
-        """Names of the clients connected right now (GET /connz)."""
-        return [c.get("name", "") for c in self.connz().get("connections") or []]
-
-    def routez(self) -> dict:
-        assert self.http_port
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/routez", timeout=5) as r:
-            return json.loads(r.read())
-
-    def connz(self, state: str = "open") -> dict:
-        assert self.http_port, "start the server with monitor=True"
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/connz?state={state}&limit=1024",
-                                    timeout=5) as r:
-            return json.loads(r.read())
-
-    def varz(self) -> dict:
-        assert self.http_port
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/varz", timeout=5) as r:
-            return json.loads(r.read())
-
 
 def logrelay_binary() -> str:
     path = os.environ.get("LOGRELAY_BIN") or str(REPO / ".build" / "release" / "logrelay")
@@ -522,7 +380,8 @@ def logrelay_binary() -> str:
 
 
 class Plugin:
-    """The standalone plugin process, its socket, its state dir and its stderr file."""
+    """The standalone plugin process, its socket, its state dir, and its stdout and stderr
+    (each in a file: info/debug go to stdout, warnings and errors to stderr)."""
 
     def __init__(self, workdir: Path, name: str = "plugin", driver: Optional[str] = None,
                  log_level: str = "debug", extra_env: Optional[dict] = None):
@@ -568,11 +427,32 @@ class Plugin:
     def client(self, host: str = "") -> DaemonClient:
         return DaemonClient(self.socket, host=host)
 
-    def stderr(self) -> str:
+    @staticmethod
+    def _read(path: Path) -> str:
         try:
-            return self.stderr_path.read_bytes().decode("utf-8", "replace")
+            return path.read_bytes().decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
+
+    def stderr(self) -> str:
+        return self._read(self.stderr_path)
+
+    def stdout(self) -> str:
+        return self._read(self.stdout_path)
+
+    def output(self) -> str:
+        """Everything the plugin logged so far: stdout, then stderr."""
+        return self.stdout() + self.stderr()
+
+    def log_line_count(self) -> int:
+        """Lines the plugin has written to stdout and stderr so far."""
+        n = 0
+        for path in (self.stdout_path, self.stderr_path):
+            try:
+                n += path.read_bytes().count(b"\n")
+            except FileNotFoundError:
+                pass
+        return n
 
     def open_fds_to(self, path: str) -> list[str]:
         """The plugin's fds that point at `path` (via /proc)."""
@@ -600,7 +480,7 @@ class Plugin:
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15.0):
         if self.proc is not None:
-            _stop_process(self.proc, sig, timeout)
+            stop_process(self.proc, sig, timeout)
         for f in ("_err", "_out"):
             h = getattr(self, f, None)
             if h:
@@ -1001,12 +881,6 @@ def text(b: bytes) -> str:
 # ---------------------------------------------------------------------------
 # TLS material, clusters, paced writing, JetStream capture, metrics samples
 # ---------------------------------------------------------------------------
-
-import sys as _sys  # noqa: E402
-
-_sys.path.insert(0, str(REPO / "Tests" / "support"))
-from testpki import PKI, make_pki, nats_tls_block  # noqa: E402,F401
-
 
 def tls_context(pki: PKI, client_cert: bool = False):
     """An ssl.SSLContext for the nats-py subscriber: trusts the test CA, optionally with the

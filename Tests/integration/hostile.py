@@ -1,5 +1,5 @@
-"""Helpers for test_hostile_input.py: raw bytes on the plugin socket, a NATS server that
-misbehaves on purpose, and /proc readings of the plugin process.
+"""Helpers for test_hostile_input.py and test_hostile_server.py: raw bytes on the plugin
+socket and a NATS server that misbehaves on purpose (its behaviours are below).
 
 Only sockets and threads started here are ever closed; no process is signalled.
 """
@@ -13,6 +13,8 @@ import time
 from typing import Callable, Optional
 
 from helpers import PROMPT, ConnectionClosed, HTTPResponse, read_http_response
+# /proc readings of the plugin process, kept here under their old names (Tests/support/testkit.py)
+from helpers import fd_count, rss_kib, thread_count  # noqa: F401
 
 
 # ---------------------------------------------------------------------------
@@ -62,31 +64,6 @@ def closed_after_response(sock_path: str, data: bytes, timeout: float = PROMPT) 
         return resp, closed
     finally:
         s.close()
-
-
-# ---------------------------------------------------------------------------
-# /proc readings of the plugin process (resource checks; never timing)
-# ---------------------------------------------------------------------------
-
-def fd_count(pid: int) -> int:
-    import os
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for ln in f:
-            if ln.startswith("VmRSS:"):
-                return int(ln.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-def thread_count(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for ln in f:
-            if ln.startswith("Threads:"):
-                return int(ln.split()[1])
-    raise AssertionError("no Threads")
 
 
 # ---------------------------------------------------------------------------

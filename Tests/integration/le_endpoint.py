@@ -17,7 +17,8 @@ EVENTS gets one JSON object per line: {"ev":"open","conn":N,"sni":...},
 its kernel, already acknowledged to the sender, and is lost when the process is killed).
 
 As a module: `Endpoint` runs that program for a test (start, kill -9, restart, read what
-arrived), and `make_pki` writes throwaway TLS material with the openssl CLI.
+arrived); `make_pki` / `pki_paths` give the shared test PKI (Tests/support/testpki.py) as a
+dict of paths. free_port, wait_until and stop_process come from Tests/support/testkit.py.
 """
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ from pathlib import Path
 from typing import Optional
 
 HERE = Path(__file__).resolve()
+
+sys.path.insert(0, str(HERE.parents[1] / "support"))
+import testpki  # noqa: E402
+from testkit import free_port, stop_process, wait_until  # noqa: E402
+from testpki import PKI  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
@@ -167,24 +173,6 @@ def main() -> None:
 # for tests
 # ---------------------------------------------------------------------------
 
-def free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _wait(pred, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
 class Endpoint:
     """The endpoint program on 127.0.0.1:port, started by this object and stopped by its pid.
     The received lines survive restarts (one file, appended to)."""
@@ -223,7 +211,7 @@ class Endpoint:
         self._log = open(self.dir / "stderr", "ab")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
         self.starts += 1
-        ok = _wait(lambda: ready.exists() or self.proc.poll() is not None, 15)
+        ok = wait_until(lambda: ready.exists() or self.proc.poll() is not None, 15)
         if not ok or self.proc.poll() is not None:
             self.stop()
             raise AssertionError(f"le_endpoint did not start on {self.port}: "
@@ -234,16 +222,8 @@ class Endpoint:
         self.stop(signal.SIGKILL)
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        if self.proc is not None:
+            stop_process(self.proc, sig, timeout=10)
         if getattr(self, "_log", None):
             self._log.close()
             self._log = None
@@ -261,7 +241,7 @@ class Endpoint:
         return self.raw().count(b"\n")
 
     def wait_for(self, n: int, timeout: float) -> bool:
-        return _wait(lambda: self.count() >= n, timeout, 0.1)
+        return wait_until(lambda: self.count() >= n, timeout, 0.1)
 
     def wait_quiet(self, quiet: float = 1.0, timeout: float = 30.0):
         deadline = time.monotonic() + timeout
@@ -280,32 +260,18 @@ class Endpoint:
         return [e for e in self.events() if e["ev"] == "open"]
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    p = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
-    if p.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(args)} failed: {p.stderr.strip()}")
+def pki_paths(pki: PKI) -> dict[str, Path]:
+    """The files of the shared test PKI (Tests/support/testpki.py) under the names these tests
+    use: ca, other-ca, server-cert, server-key (DNS:localhost, IP:127.0.0.1), wrongname-cert,
+    wrongname-key (signed by the test CA, but only for DNS:not-this-host.example)."""
+    return {"ca": pki.ca, "other-ca": pki.other_ca, "server-cert": pki.server_cert,
+            "server-key": pki.server_key, "wrongname-cert": pki.wrongname_cert,
+            "wrongname-key": pki.wrongname_key}
 
 
 def make_pki(d: Path) -> dict[str, Path]:
-    """ca.pem (test CA); server-cert/-key.pem for DNS:localhost,IP:127.0.0.1; other-ca.pem (an
-    unrelated CA); wrongname-cert/-key.pem (test CA, but only for DNS:not-this-host.example)."""
-    d = Path(d)
-    d.mkdir(parents=True, exist_ok=True)
-    for ca, cn in (("ca", "logrelay le test CA"), ("other-ca", "unrelated CA")):
-        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                 "-keyout", f"{ca}-key.pem", "-out", f"{ca}.pem", "-days", "2", "-subj", f"/CN={cn}",
-                 "-addext", "basicConstraints=critical,CA:TRUE",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    for leaf, san in (("server", "DNS:localhost,IP:127.0.0.1"), ("wrongname", "DNS:not-this-host.example")):
-        (d / f"{leaf}.ext").write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n"
-                                       "basicConstraints=CA:FALSE\n")
-        _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                 "-keyout", f"{leaf}-key.pem", "-out", f"{leaf}.csr", "-subj", f"/CN={leaf}", cwd=d)
-        _openssl("x509", "-req", "-in", f"{leaf}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
-                 "-CAcreateserial", "-out", f"{leaf}-cert.pem", "-days", "2", "-sha256",
-                 "-extfile", f"{leaf}.ext", cwd=d)
-    return {name: d / f"{name}.pem" for name in
-            ("ca", "other-ca", "server-cert", "server-key", "wrongname-cert", "wrongname-key")}
+    """Makes the shared test PKI in d (testpki.make_pki) and returns pki_paths() of it."""
+    return pki_paths(testpki.make_pki(d))
 
 
 if __name__ == "__main__":

@@ -8,19 +8,16 @@ start, killed and restarted mid-stream, idle cut-offs), connection sharing, opti
 
 import json
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from helpers import (DELIVERY_TIMEOUT, PROMPT, Container, Entry, http_get, metric, next_time_ns, secret,
                      text, wait_until)
-from le_endpoint import Endpoint, make_pki
+from le_endpoint import Endpoint, pki_paths
 
 MAX_WIRE = 65536  # a wire line, "\n" included, stays under this
 
@@ -30,10 +27,9 @@ def new_token() -> str:
 
 
 @pytest.fixture(scope="module")
-def le_pki():
-    d = Path(tempfile.mkdtemp(prefix="lrle-pki-", dir="/tmp"))
-    yield make_pki(d)
-    shutil.rmtree(d, ignore_errors=True)
+def le_pki(pki):
+    """The session's test PKI (conftest.py) as le_endpoint's dict of paths."""
+    return pki_paths(pki)
 
 
 @pytest.fixture
