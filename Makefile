@@ -1,5 +1,5 @@
 # logrelay: build, package, install and test the Docker logging plugin.
-# Targets (see README.md): deps build plugin-dir install demo test e2e bench clean
+# Targets (see README.md): deps build plugin-dir install push demo test e2e bench clean
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -18,18 +18,27 @@ export LOGRELAY_BIN
 NEEDS_BUILD = $(if $(filter $(RELEASE_BIN),$(LOGRELAY_BIN)),build)
 PLUGIN_DIR ?= build/plugin
 NATS_ALIAS ?= nats
-LOGENTRIES_ALIAS ?= logentries
+# auto: the name that works on the engine's version (plugin/install.sh prints its choice):
+# logentries-relay on Docker <= 24, logentries on 25+ (--log-driver=logentries:latest on 25-27)
+LOGENTRIES_ALIAS ?= auto
+# make push PLUGIN_REF=REGISTRY/NAME:TAG
+PLUGIN_REF ?=
+# make e2e: the engines of the matrix, one after another (Tests/support/e2e-matrix.sh)
+E2E_ENGINES ?= 20.10 26 28
 PYTEST_ARGS ?= -q -rs
 
 APT_PACKAGES ?= libssl-dev pkg-config ca-certificates nats-server docker.io containerd runc \
-                iptables tini busybox-static python3-pip
+                iptables tini busybox-static python3-pip docker-registry
+# Debian suites whose docker.io / containerd / nats-server `make deps` extracts under
+# build/engines/SUITE (Tests/support/engines.sh; never installed system-wide)
+ENGINE_SUITES ?= trixie sid
 PIP_PACKAGES ?= nats-py pytest
 # import names checked before pip is asked for anything
 PIP_IMPORTS ?= nats pytest
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: all deps build plugin-dir install demo test e2e bench clean fuzz
+.PHONY: all deps build plugin-dir install push demo test e2e bench clean fuzz
 
 all: build
 
@@ -61,6 +70,7 @@ deps:
 	  $(PYTHON) -m pip install -q $(PIP_PACKAGES) 2>/dev/null || \
 	  $(PYTHON) -m pip install -q --break-system-packages $(PIP_PACKAGES); \
 	fi
+	Tests/support/engines.sh fetch $(ENGINE_SUITES)
 
 comma := ,
 
@@ -76,6 +86,12 @@ plugin-dir: $(NEEDS_BUILD)
 install: plugin-dir
 	plugin/install.sh $(PLUGIN_DIR) $(NATS_ALIAS) DRIVER=nats
 	plugin/install.sh $(PLUGIN_DIR) $(LOGENTRIES_ALIAS) DRIVER=logentries
+
+# docker plugin create + push of PLUGIN_REF (a tag, e.g. 127.0.0.1:5000/logrelay:v1) from the
+# engine the docker client reaches; then `docker plugin install --alias ... PLUGIN_REF`.
+push: plugin-dir
+	@[ -n "$(PLUGIN_REF)" ] || { echo "usage: make push PLUGIN_REF=REGISTRY/NAME:TAG" >&2; exit 2; }
+	plugin/push.sh $(PLUGIN_DIR) $(PLUGIN_REF)
 
 demo: deps plugin-dir
 	NATS_ALIAS=$(NATS_ALIAS) LOGENTRIES_ALIAS=$(LOGENTRIES_ALIAS) PLUGIN_DIR=$(PLUGIN_DIR) plugin/demo.sh
@@ -95,9 +111,12 @@ FUZZ_SECONDS ?= 25
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) Tests/Fuzz/run.sh
 
-# The real-Docker suite: starts a private dockerd when none is reachable.
+# The real-Docker suite on each engine of E2E_ENGINES (default 20.10 26 28: Debian 12's
+# docker.io and the trixie / sid engines that make deps extracts), one private dockerd at a
+# time; per-engine counts at the end. E2E_ENGINES=external uses the reachable engine instead.
 e2e: plugin-dir
-	PLUGIN_DIR=$(abspath $(PLUGIN_DIR)) $(PYTHON) -m pytest $(PYTEST_ARGS) Tests/e2e
+	E2E_ENGINES="$(E2E_ENGINES)" PLUGIN_DIR=$(abspath $(PLUGIN_DIR)) PYTHON=$(PYTHON) \
+	  Tests/support/e2e-matrix.sh $(PYTEST_ARGS)
 
 # The benchmark report (bench/README.md): the release binary (or LOGRELAY_BIN) against a real
 # nats-server and a local TLS endpoint, next to the machine's own limits measured in the same

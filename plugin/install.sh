@@ -8,6 +8,12 @@
 # already holds ("content sha256:...: already exists"), so identical rootfs trees can't be
 # installed under two names.
 #   plugin/install.sh PLUGIN_DIR ALIAS [SETTING=VALUE ...]     e.g. DRIVER=nats
+#
+# ALIAS `auto` picks the name that works on the engine's version (`docker version`):
+# for DRIVER=logentries, `logentries-relay` on Docker 24 and older (their built-in logentries
+# driver wins over a plugin of that name), `logentries` on 25 and newer (use it as
+# --log-driver=logentries:latest on 25-27, which refuse the bare name; as logentries on 28+);
+# for DRIVER=nats (or none), `nats`. The choice is printed.
 set -euo pipefail
 
 [ $# -ge 2 ] || { echo "usage: $0 PLUGIN_DIR ALIAS [SETTING=VALUE ...]" >&2; exit 2; }
@@ -20,6 +26,30 @@ if ! timeout 20 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; t
     echo "install-plugin.sh: no Docker engine answers at ${DOCKER_HOST:-the default socket}." >&2
     echo "  Set DOCKER_HOST, or start a private engine: export DOCKER_HOST=\$(Tests/support/dockerd.sh start | cut -d' ' -f1)" >&2
     exit 1
+fi
+
+if [ "$ALIAS" = auto ]; then
+    version="$(docker version --format '{{.Server.Version}}')"
+    major="${version%%.*}"
+    [[ "$major" =~ ^[0-9]+$ ]] || major=0
+    driver=""
+    for s in "$@"; do case "$s" in DRIVER=*) driver="${s#DRIVER=}" ;; esac; done
+    if [ "$driver" = logentries ]; then
+        if [ "$major" -le 24 ]; then
+            ALIAS=logentries-relay use=logentries-relay
+            why="Docker $version has its own built-in logentries driver, which wins over a plugin of that name"
+        elif [ "$major" -le 27 ]; then
+            ALIAS=logentries use=logentries:latest
+            why="Docker $version refuses the bare name logentries (deprecated and removed); logentries:latest reaches the plugin"
+        else
+            ALIAS=logentries use=logentries
+            why="Docker $version passes logentries to the plugin"
+        fi
+    else
+        ALIAS=nats use=nats
+        why="Docker $version"
+    fi
+    echo "install.sh: $why: installing as '$ALIAS'; use --log-driver=$use"
 fi
 
 if docker plugin inspect "$ALIAS" >/dev/null 2>&1; then

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_helpers import IMAGE, docker, free_port, wait_until  # noqa: F401
+from e2e_helpers import IMAGE, docker, free_port, logentries_names, wait_until  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "Tests" / "support"
@@ -24,6 +24,8 @@ INSTALL = REPO / "plugin" / "install.sh"
 PLUGIN_DIR = Path(os.environ.get("PLUGIN_DIR", REPO / "build" / "plugin"))
 ALIAS = os.environ.get("E2E_ALIAS", "logrelay-e2e")
 DOCKERD_DIR = os.environ.get("E2E_DOCKERD_DIR", "/tmp/logrelay-e2e/dockerd")
+# the nats-server the suite starts (as in Tests/integration): NATS_SERVER=PATH selects another
+NATS_SERVER = os.environ.get("NATS_SERVER", "nats-server")
 
 
 @dataclass
@@ -31,6 +33,19 @@ class Engine:
     host: str
     mode: str  # external | started | reused (see Tests/support/dockerd.sh)
     dockerd_dir: str
+    version: str = ""  # the server's version, e.g. 26.1.5+dfsg1
+
+    @property
+    def major(self):
+        try:
+            return int(self.version.split(".")[0])
+        except ValueError:
+            return 0
+
+    @property
+    def logentries(self):
+        """(alias to install, --log-driver name) for the Logentries alias on this engine."""
+        return logentries_names(self.version)
 
     @property
     def private(self):
@@ -65,7 +80,10 @@ def engine():
         pytest.exit(f"no Docker engine: {out.stderr.strip()}", returncode=1)
     host, mode = out.stdout.split()
     os.environ["DOCKER_HOST"] = host
-    eng = Engine(host=host, mode=mode, dockerd_dir=DOCKERD_DIR)
+    version = docker("version", "-f", "{{.Server.Version}}", check=True).stdout.strip()
+    eng = Engine(host=host, mode=mode, dockerd_dir=DOCKERD_DIR, version=version)
+    nats_version = subprocess.run([NATS_SERVER, "--version"], capture_output=True, text=True).stdout.strip()
+    sys.stderr.write(f"\ne2e: Docker engine {version} ({mode}) at {host}; {nats_version} ({NATS_SERVER})\n")
     yield eng
     if mode == "started":
         subprocess.run([str(SCRIPTS / "dockerd.sh"), "stop"], env=env, timeout=300)
@@ -116,7 +134,7 @@ class NatsServer:
 def _start_nats(tmp_dir):
     port = free_port()
     log = open(Path(tmp_dir) / f"nats-{port}.log", "wb")
-    proc = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen([NATS_SERVER, "-a", "127.0.0.1", "-p", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def listening():

@@ -1,8 +1,11 @@
-"""`docker run --log-driver=<alias>` with the plugin installed as DRIVER=logentries, against a
+"""`docker run --log-driver=<name>` with the plugin installed as DRIVER=logentries, against a
 local token endpoint (Tests/integration/le_endpoint.py, an independent Python program).
 
-The alias is not `logentries`: this engine (Docker 20.10) still has its built-in driver of that
-name, which wins over a plugin alias; Docker >= 25 takes the alias `logentries` as is.
+The name depends on the engine (e2e_helpers.logentries_names, as plugin/install.sh picks it):
+Docker <= 24 still has its built-in `logentries` driver, which wins over a plugin alias of that
+name, so the plugin is `logentries-relay` there; Docker 25-27 refuse `--log-driver=logentries`
+but `logentries:latest` reaches the plugin installed as `logentries`; Docker 28 passes
+`logentries` to the plugin. E2E_LOGENTRIES_ALIAS=NAME installs and uses NAME instead.
 """
 import json
 import os
@@ -24,34 +27,39 @@ from le_endpoint import Endpoint, make_pki  # noqa: E402
 
 INSTALL = REPO / "plugin" / "install.sh"
 PLUGIN_DIR = Path(os.environ.get("PLUGIN_DIR", REPO / "build" / "plugin"))
-ALIAS = os.environ.get("E2E_LOGENTRIES_ALIAS", "logentries-relay")
+ALIAS = os.environ.get("E2E_LOGENTRIES_ALIAS", "")
 RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 LINES = 200_000
 
 
 @pytest.fixture(scope="module")
 def le_plugin(engine):
-    """The plugin under ALIAS with DRIVER=logentries, removed again after this module."""
+    """The plugin with DRIVER=logentries under the engine's Logentries alias (or ALIAS), removed
+    again after this module. `alias` is the name for --log-driver, `installed` the plugin name."""
     binary = PLUGIN_DIR / "rootfs" / "usr" / "bin" / "logrelay"
     if not (PLUGIN_DIR / "config.json").is_file() or not binary.is_file():
         pytest.exit(f"{PLUGIN_DIR} is not a plugin dir: run `make plugin-dir` first", returncode=1)
-    out = subprocess.run([str(INSTALL), str(PLUGIN_DIR), ALIAS, "DRIVER=logentries"],
+    installed, driver = (ALIAS, ALIAS) if ALIAS else engine.logentries
+    out = subprocess.run([str(INSTALL), str(PLUGIN_DIR), installed, "DRIVER=logentries"],
                          capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         pytest.fail(f"plugin install failed: {out.stdout}{out.stderr}")
-    pid = docker("plugin", "inspect", "-f", "{{.Id}}", ALIAS, check=True).stdout.strip()
+    pid = docker("plugin", "inspect", "-f", "{{.Id}}", installed, check=True).stdout.strip()
+    print(f"\nDocker {engine.version}: Logentries plugin installed as {installed!r}, "
+          f"used as --log-driver={driver}")
 
     class P:
-        alias = ALIAS
+        alias = driver
         id = pid
 
         @staticmethod
         def log(last=40):
             lines = engine.log_lines(pid)
             return "\n".join(lines[-last:]) if lines else "(plugin log not available)"
+    P.installed = installed
     yield P
-    docker("plugin", "disable", "-f", ALIAS, timeout=60)
-    docker("plugin", "rm", "-f", ALIAS, timeout=60)
+    docker("plugin", "disable", "-f", installed, timeout=60)
+    docker("plugin", "rm", "-f", installed, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +173,42 @@ def test_unreachable_endpoint_does_not_hold_the_container(le_plugin, busybox, co
                  busybox, "sh", "-c", "seq 1 20000; echo done", timeout=120)
     assert run.returncode == 0, f"{run.stderr}\nplugin log:\n{le_plugin.log()}"
     assert run.stdout.strip().endswith("done")
+
+
+def _deliver_three_lines(le_plugin, busybox, endpoints, containers, driver):
+    ep = endpoints()
+    token = str(uuid.uuid4())
+    name = unique_name("lr-e2e-le-name")
+    containers.append(name)
+    run = docker("run", "--name", name, "--network=none", f"--log-driver={driver}",
+                 "--log-opt", f"logentries-token={token}",
+                 "--log-opt", f"logentries-address=127.0.0.1:{ep.port}",
+                 "--log-opt", "logentries-tls=false", "--log-opt", "line-only=true",
+                 busybox, "sh", "-c", "echo one; echo two; echo three", timeout=120)
+    assert run.returncode == 0, f"--log-driver={driver}: {run.stderr}\nplugin log:\n{le_plugin.log()}"
+    assert ep.wait_for(3, 60), f"{ep.count()} lines via --log-driver={driver}\nplugin log:\n{le_plugin.log()}"
+    ep.wait_quiet(0.5)
+    assert payloads(ep, token) == [b"one", b"two", b"three"]
+    assert docker("inspect", "-f", "{{.HostConfig.LogConfig.Type}}", name,
+                  check=True).stdout.strip() == driver
+
+
+def test_the_logentries_name_this_engine_needs_delivers(engine, le_plugin, busybox, endpoints, containers):
+    """28+: --log-driver=logentries reaches the plugin; 25-27: the bare name is refused by the
+    daemon, logentries:latest delivers; <= 24: the bare name is Docker's built-in driver (not
+    the plugin), the other alias delivers."""
+    if ALIAS:
+        pytest.skip(f"E2E_LOGENTRIES_ALIAS={ALIAS} overrides the per-engine name")
+    print(f"\nDocker {engine.version}: --log-driver={le_plugin.alias}")
+    if engine.major >= 28:
+        assert le_plugin.alias == "logentries"
+    elif engine.major >= 25:
+        assert le_plugin.alias == "logentries:latest"
+        name = unique_name("lr-e2e-le-bare")
+        containers.append(name)
+        run = docker("run", "--name", name, "--network=none", "--log-driver=logentries",
+                     "--log-opt", f"logentries-token={uuid.uuid4()}", busybox, "true", timeout=120)
+        assert run.returncode != 0 and "deprecated and removed" in run.stderr, (run.returncode, run.stderr)
+    else:
+        assert le_plugin.alias == "logentries-relay"
+    _deliver_three_lines(le_plugin, busybox, endpoints, containers, le_plugin.alias)

@@ -41,7 +41,7 @@ class Server:
         conf.write_text(f"listen: 127.0.0.1:{self.port}\nhttp: 127.0.0.1:{self.http_port}\n"
                         f"server_name: {name}\n{extra_config}")
         self.log = open(self.dir / "server.log", "wb")
-        self.proc = subprocess.Popen(["nats-server", "-c", str(conf)], stdout=self.log,
+        self.proc = subprocess.Popen([os.environ.get("NATS_SERVER", "nats-server"), "-c", str(conf)], stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         if not wait_until(lambda: self.proc.poll() is not None or _accepts(self.http_port), 20) \
                 or self.proc.poll() is not None:
