@@ -14,7 +14,7 @@ public enum Attributes {
         }
         if let pattern = options.labelsRegex {
             let re = try LogOptions.compileRegex(pattern, key: "labels-regex")
-            for (k, v) in info.containerLabels where k.contains(re) { attrs[k] = v }
+            for (k, v) in info.containerLabels where re.matches(k) { attrs[k] = v }
         }
 
         if !options.env.isEmpty || options.envRegex != nil {
@@ -30,7 +30,7 @@ public enum Attributes {
             }
             if let pattern = options.envRegex {
                 let re = try LogOptions.compileRegex(pattern, key: "env-regex")
-                for (k, v) in env where k.contains(re) { attrs[k] = v }
+                for (k, v) in env where re.matches(k) { attrs[k] = v }
             }
         }
 

@@ -420,10 +420,11 @@ public struct LogOptions: Sendable {
         }
     }
 
-    /// Compiles a labels-regex/env-regex pattern (Swift Regex syntax, close to Go's RE2 for common patterns).
-    static func compileRegex(_ pattern: String, key: String) throws(OptionError) -> Regex<AnyRegexOutput> {
+    /// Compiles a labels-regex/env-regex pattern: Go regexp (RE2) syntax, as Docker's own
+    /// drivers read these options, matched in linear time whatever the pattern.
+    static func compileRegex(_ pattern: String, key: String) throws(OptionError) -> LinearRegex {
         do {
-            return try Regex(pattern)
+            return try LinearRegex(pattern)
         } catch {
             throw OptionError("invalid \(key) \(OptionError.quote(pattern)): \(error)")
         }
