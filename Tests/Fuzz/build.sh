@@ -4,7 +4,7 @@
 # with -sanitize=fuzzer,address (no SwiftPM, so the parsers must stay free of other
 # dependencies: a new one shows up here as a compile error).
 #
-#   Tests/Fuzz/build.sh [OUT] [TARGET...]      targets: frame http nats tag (default: all)
+#   Tests/Fuzz/build.sh [OUT] [TARGET...]      targets: frame http nats tag regex (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v swiftc >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
@@ -13,6 +13,8 @@ OUT="${1:-build/fuzz}"
 shift || true
 S=Sources/LogRelayCore
 F=Tests/Fuzz
+REGEX="$S/Regex/LinearRegex.swift $S/Regex/RegexParser.swift $S/Regex/RegexProgram.swift \
+       $S/Regex/RegexMatcher.swift $S/Regex/RegexCharClass.swift $S/Regex/RegexUnicode.swift"
 
 # target → harness and product sources (keep in step with the imports of the parsers)
 sources() {
@@ -21,15 +23,18 @@ sources() {
         http)  echo "$F/FuzzHTTPParser.swift $S/DaemonAPI/HTTPParser.swift" ;;
         nats)  echo "$F/FuzzNATSServerParser.swift $S/Sinks/NATS/NATSProtocol.swift $S/Support/JSONText.swift" ;;
         # TagTemplate uses OptionError (LogOptions.swift), ContainerInfo, NATSServerURL.hexValue
-        # and JSONText; LogOptions.swift needs NATSSubject (NATSServerURL.swift) in turn.
+        # and JSONText; LogOptions.swift needs NATSSubject (NATSServerURL.swift) and the regex
+        # engine in turn.
         tag)   echo "$F/FuzzTagTemplate.swift $S/Event/TagTemplate.swift $S/Event/LogOptions.swift \
-                     $S/Event/ContainerInfo.swift $S/Sinks/NATS/NATSServerURL.swift $S/Support/JSONText.swift" ;;
+                     $S/Event/ContainerInfo.swift $S/Sinks/NATS/NATSServerURL.swift $S/Support/JSONText.swift \
+                     $REGEX" ;;
+        regex) echo "$F/FuzzRegex.swift $REGEX" ;;
         *) echo "unknown fuzz target: $1" >&2; return 1 ;;
     esac
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame http nats tag)
+[ ${#targets[@]} -gt 0 ] || targets=(frame http nats tag regex)
 mkdir -p "$OUT"
 for t in "${targets[@]}"; do
     src=$(sources "$t")
