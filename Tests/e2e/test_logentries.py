@@ -212,3 +212,49 @@ def test_the_logentries_name_this_engine_needs_delivers(engine, le_plugin, busyb
     else:
         assert le_plugin.alias == "logentries-relay"
     _deliver_three_lines(le_plugin, busybox, endpoints, containers, le_plugin.alias)
+
+
+def test_the_logentries_name_as_the_daemon_default_survives_daemon_restarts(
+        engine, le_plugin, busybox, endpoints, containers):
+    """`dockerd --log-driver=NAME` with this engine's Logentries name: a container created with
+    it keeps that driver across a daemon restart (no `migrated deprecated logentries logging
+    driver` to `local`, which Docker 25-27 do to the bare name `logentries`) and delivers again
+    when it is started again."""
+    if engine.mode != "started":
+        pytest.skip("needs a private dockerd started by this suite (the engine is restarted)")
+    if ALIAS:
+        pytest.skip(f"E2E_LOGENTRIES_ALIAS={ALIAS} overrides the per-engine name")
+    ep = endpoints()
+    token = str(uuid.uuid4())
+
+    def flags(driver):
+        return (f"--log-driver={driver} --log-opt logentries-token={token} "
+                f"--log-opt logentries-address=127.0.0.1:{ep.port} --log-opt logentries-tls=false "
+                "--log-opt line-only=true")
+
+    def log_type(name):
+        return docker("inspect", "-f", "{{.HostConfig.LogConfig.Type}}", name, check=True).stdout.strip()
+
+    skip_lines = len(engine.log_lines())
+    try:
+        engine.restart(flags(le_plugin.alias))
+        assert docker("info", "--format", "{{.LoggingDriver}}", check=True).stdout.strip() == le_plugin.alias
+        name = unique_name("lr-e2e-le-default")
+        containers.append(name)
+        run = docker("run", "--name", name, "--network=none", busybox, "echo", "hello", timeout=120)
+        assert run.returncode == 0, f"{run.stderr}\nplugin log:\n{le_plugin.log()}"
+        assert ep.wait_for(1, 60), f"nothing arrived\nplugin log:\n{le_plugin.log()}"
+        assert log_type(name) == le_plugin.alias
+
+        engine.restart(flags(le_plugin.alias))
+        assert log_type(name) == le_plugin.alias, "the daemon restart changed the container's log driver"
+        migrated = [l for l in engine.log_lines()[skip_lines:] if "migrated deprecated logentries" in l]
+        assert not migrated, migrated
+        start = docker("start", "-a", name, timeout=120)
+        assert start.returncode == 0, f"{start.stderr}\nplugin log:\n{le_plugin.log()}"
+        assert ep.wait_for(2, 60), f"{ep.count()} of 2 lines after the restart\nplugin log:\n{le_plugin.log()}"
+        ep.wait_quiet(0.5)
+        assert payloads(ep, token) == [b"hello", b"hello"]
+        print(f"\nDocker {engine.version}: dockerd --log-driver={le_plugin.alias} survives daemon restarts")
+    finally:
+        engine.restart("")

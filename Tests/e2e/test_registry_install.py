@@ -191,12 +191,12 @@ def test_push_install_two_aliases_from_one_reference_log_and_upgrade(
             # --skip-remote-check: else the CLI asks "Plugin images do not match, are you
             # sure? [y/N]" whenever the new reference differs from the old one and, with no
             # terminal, takes no for an answer and exits 0 without upgrading.
-            out = docker("plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", alias, v2,
-                         timeout=300)
-            assert out.returncode == 0, f"docker plugin upgrade {alias} {v2}: {out.stderr}"
+            up = docker("plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", alias, v2,
+                        timeout=300)
+            assert up.returncode == 0 and "Upgraded plugin" in up.stdout, \
+                f"docker plugin upgrade {alias} {v2}: {up.stdout}{up.stderr}"
             out = docker("plugin", "enable", alias, timeout=120)
             assert out.returncode == 0, f"docker plugin enable {alias} after the upgrade: {out.stderr}"
-            assert "Upgraded plugin" in out.stdout, out.stdout
             assert docker("plugin", "inspect", "-f", "{{.PluginReference}}", alias,
                           check=True).stdout.strip() == v2
             assert _diff_ids(alias) != layers_v1[alias], f"{alias}: the rootfs did not change"
