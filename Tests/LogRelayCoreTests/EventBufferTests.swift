@@ -4,16 +4,7 @@ import XCTest
 final class EventBufferTests: XCTestCase {
     /// One-byte lines make 14-byte records.
     private func records(_ lines: [String]) -> [UInt8] {
-        var out: [UInt8] = []
-        for l in lines {
-            let b = Array(l.utf8)
-            b.withUnsafeBytes { line in
-                Array("stdout".utf8).withUnsafeBytes { src in
-                    LineRecord.append(line: line, source: src, timeNano: 42, partial: false, to: &out)
-                }
-            }
-        }
-        return out
+        lineRecords(lines.map { Array($0.utf8) }, source: "stdout", time: 42)
     }
 
     private func take(_ buf: EventBuffer, max: Int = 1 << 20) -> ([String], Int64?) {

@@ -24,15 +24,7 @@ final class LogentriesWireTests: XCTestCase {
     }
 
     func records(_ lines: [[UInt8]], partial: Bool = false) -> [UInt8] {
-        var out: [UInt8] = []
-        for l in lines {
-            l.withUnsafeBytes { lb in
-                Array("stderr".utf8).withUnsafeBytes { sb in
-                    LineRecord.append(line: lb, source: sb, timeNano: 1_700_000_000_000_000_001, partial: partial, to: &out)
-                }
-            }
-        }
-        return out
+        lineRecords(lines, source: "stderr", time: 1_700_000_000_000_000_001, partial: partial)
     }
 
     /// Encodes and splits the output into wire lines (each without its "\n"), checking framing.
@@ -185,7 +177,7 @@ final class LogentriesWireTests: XCTestCase {
         defer { registry.stopAll() }
         let opts = LogentriesOptions(token: Self.token, lineOnly: true, host: "127.0.0.1", port: port, tls: false)
         let buffer = EventBuffer(limit: 1 << 20, policy: .dropOldest)
-        let sink = LogentriesStreamSink(registry: registry, options: opts, tls: nil, name: "/t", buffer: buffer,
+        let sink = attachLogentries(registry: registry, options: opts, tls: nil, name: "/t", buffer: buffer,
                                         encoder: EventEncoder(info: Self.info, tag: "t", attrs: [], format: .rawLine))
         let n = 5000
         let recs = records((0..<n).map { Array("line \($0)".utf8) })
@@ -229,7 +221,7 @@ final class LogentriesWireTests: XCTestCase {
         defer { registry.stopAll() }
         let opts = LogentriesOptions(token: Self.token, lineOnly: true, host: "127.0.0.1", port: port, tls: false)
         let buffer = EventBuffer(limit: 1 << 20, policy: .dropOldest)
-        let sink = LogentriesStreamSink(registry: registry, options: opts, tls: nil, name: "/t", buffer: buffer,
+        let sink = attachLogentries(registry: registry, options: opts, tls: nil, name: "/t", buffer: buffer,
                                         encoder: EventEncoder(info: Self.info, tag: "t", attrs: [], format: .rawLine))
         let n = 100
         let recs = records((0..<n).map { Array("unread \($0)".utf8) })

@@ -2,6 +2,7 @@
 // One thread, poll() over the listener and every connection; handlers are quick
 // (nothing here waits on the network), so one thread serves many keep-alive clients.
 import Glibc
+import Synchronization
 
 public struct HTTPReply: Sendable {
     public var status: Int
@@ -14,7 +15,7 @@ public struct HTTPReply: Sendable {
     }
 }
 
-public final class HTTPServer: @unchecked Sendable {
+public final class HTTPServer: Sendable {
     private struct Connection {
         var parser = HTTPRequestParser()
         var out: [UInt8] = []
@@ -23,19 +24,19 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     private let listenFD: Int32
-    private let handler: (HTTPRequest) -> HTTPReply
+    private let handler: @Sendable (HTTPRequest) -> HTTPReply
     private let wakeup = Wakeup()
-    private var stopping = false
+    private let stopping = Atomic<Bool>(false)
     static let maxConnections = 1024
 
-    public init(path: String, handler: @escaping (HTTPRequest) -> HTTPReply) throws(SystemError) {
+    public init(path: String, handler: @escaping @Sendable (HTTPRequest) -> HTTPReply) throws(SystemError) {
         listenFD = try UnixSocket.listen(path: path)
         self.handler = handler
     }
 
     /// Stops accepting; the loop returns.
     public func stop() {
-        stopping = true
+        stopping.store(true, ordering: .relaxed)
         wakeup.signal()
     }
 
@@ -43,18 +44,28 @@ public final class HTTPServer: @unchecked Sendable {
         var conns: [Int32: Connection] = [:]
         var readBuf = [UInt8](repeating: 0, count: 64 * 1024)
 
-        while !stopping {
-            var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
+        var acceptPausedUntil: Int64 = 0
+        while !stopping.load(ordering: .relaxed) {
+            let accepting = Clock.monotonicNanos() >= acceptPausedUntil
+            var fds = [pollfd(fd: listenFD, events: accepting ? Int16(POLLIN) : 0, revents: 0),
                        pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0)]
             for (fd, c) in conns {
                 let ev = c.outOff < c.out.count ? Int16(POLLOUT) : Int16(POLLIN)
                 fds.append(pollfd(fd: fd, events: ev, revents: 0))
             }
-            let r = poll(&fds, nfds_t(fds.count), 1000)
+            let r = (try? FD.poll(&fds, timeoutMs: accepting ? 1000 : 100)) ?? 0
             if r <= 0 { continue }
             if fds[1].revents != 0 { wakeup.drain() }
             if fds[0].revents & Int16(POLLIN) != 0 {
-                while let fd = UnixSocket.accept(listenFD) {
+                while true {
+                    let accepted: Int32?
+                    do { accepted = try UnixSocket.accept(listenFD) } catch {
+                        // Out of fds: stop polling the listener for a moment instead of spinning.
+                        Log.warn("api: \(error); not accepting for 100 ms")
+                        acceptPausedUntil = Clock.monotonicNanos() + 100_000_000
+                        break
+                    }
+                    guard let fd = accepted else { break }
                     if conns.count >= HTTPServer.maxConnections {
                         Log.warn("api: too many connections (\(HTTPServer.maxConnections)); refusing one")
                         FD.close(fd)

@@ -18,6 +18,8 @@ public final class PluginDriver: Sendable {
     public let hostPaths: HostPaths
     public let nats = NATSRegistry()
     public let logentries = LogentriesRegistry()
+    /// The system CAs, loaded once when a sink first needs them.
+    public let systemTLS = SystemTLS()
     public let loop: StreamLoop
     public let state: StateStore
 
@@ -65,7 +67,9 @@ public final class PluginDriver: Sendable {
             let tag = try options.common.tag.render(info, hostname: hostname)
             let attrs = try Attributes.extract(from: info, options: options.common)
             let buffer = EventBuffer(limit: options.common.bufferSize, policy: options.common.bufferFull)
-            let sink: StreamSink
+            // Everything is validated before the FIFO is opened and the stream attached.
+            let attach: () -> StreamSink
+            let target: String
             switch options.driver {
             case .nats:
                 guard let n = options.nats else { throw OptionError("internal error: NATS options missing") }
@@ -75,24 +79,35 @@ public final class PluginDriver: Sendable {
                     throw OptionError("\(key) renders to \(subject.debugDescription), which is not a valid NATS subject: \(error.message)")
                 }
                 let tls = try natsTLS(n)
-                let encoder = EventEncoder(info: info, tag: tag, attrs: attrs, format: .json)
-                let fd = try openFIFO(req.file)
-                sink = NATSStreamSink(registry: nats, options: n, tls: tls, subject: subject, name: name, buffer: buffer, encoder: encoder)
-                if !reattaching { state.save(file: req.file, body: body) }
-                loop.add(LogStream(file: req.file, fd: fd, containerName: name, sink: sink, partialMerge: options.common.partialMerge,
-                                   resynchronize: reattaching))
-                Log.info("started logging for container \(name) to NATS subject \(subject) via \(n.servers.map(\.description).joined(separator: ","))")
+                let route = NATSRoute(subject: subject, encoder: EventEncoder(info: info, tag: tag, attrs: attrs, format: .json))
+                let systemTLS = self.systemTLS
+                attach = { [nats] in
+                    let a = NATSAttachment(buffer: buffer, name: name, route: route)
+                    return ConnectionSink(attachment: a, connection: nats.attach(a, key: n.connectionKey) {
+                        NATSSink(options: n, tls: tls, systemTLS: systemTLS)
+                    })
+                }
+                target = "NATS subject \(subject) via \(n.servers.map(\.description).joined(separator: ","))"
             case .logentries:
                 guard let l = options.logentries else { throw OptionError("internal error: Logentries options missing") }
                 let tls = try logentriesTLS(l)
-                let encoder = EventEncoder(info: info, tag: tag, attrs: attrs, format: l.lineOnly ? .rawLine : .json)
-                let fd = try openFIFO(req.file)
-                sink = LogentriesStreamSink(registry: logentries, options: l, tls: tls, name: name, buffer: buffer, encoder: encoder)
-                if !reattaching { state.save(file: req.file, body: body) }
-                loop.add(LogStream(file: req.file, fd: fd, containerName: name, sink: sink, partialMerge: options.common.partialMerge,
-                                   resynchronize: reattaching))
-                Log.info("started logging for container \(name) to Logentries at \(l.hostPort) (\(l.tls ? "TLS" : "plain TCP"), \(l.lineOnly ? "raw lines" : "JSON events"))")
+                let wire = LogentriesWire(token: l.token, encoder: EventEncoder(info: info, tag: tag, attrs: attrs, format: l.lineOnly ? .rawLine : .json))
+                attach = { [logentries] in
+                    let a = LogentriesAttachment(buffer: buffer, name: name, route: wire)
+                    return ConnectionSink(attachment: a, connection: logentries.attach(a, key: l.connectionKey) {
+                        LogentriesSink(key: l.connectionKey, tls: tls)
+                    })
+                }
+                target = "Logentries at \(l.hostPort) (\(l.tls ? "TLS" : "plain TCP"), \(l.lineOnly ? "raw lines" : "JSON events"))"
             }
+            let fd = try openFIFO(req.file)
+            if !reattaching, let failure = state.save(file: req.file, body: body) {
+                FD.close(fd)
+                throw OptionError("cannot save the stream's state for re-attaching after a restart: \(failure)")
+            }
+            loop.add(LogStream(file: req.file, fd: fd, containerName: name, sink: attach(), partialMerge: options.common.partialMerge,
+                               resynchronize: reattaching))
+            Log.info("started logging for container \(name) to \(target)")
             return .ok
         } catch let e as OptionError {
             Log.warn("refused StartLogging for container \(name): \(e.message)")
@@ -142,7 +157,7 @@ public final class PluginDriver: Sendable {
     private func logentriesTLS(_ l: LogentriesOptions) throws(OptionError) -> TLSContext? {
         guard l.tls else { return nil }
         guard let ca = l.caCert else {
-            do { return try logentries.systemTLSContext() } catch {
+            do { return try systemTLS.context() } catch {
                 throw OptionError("cannot load the system CA certificates: \(error.message)")
             }
         }

@@ -20,27 +20,21 @@ public final class StateStore: Sendable {
         self.directory = ok ? dir : nil
     }
 
-    /// Saves the StartLogging body of a stream (atomic: temp file, fsync, rename).
-    public func save(file: String, body: [UInt8]) {
-        guard let path = path(for: file) else { return }
+    /// Saves the StartLogging body of a stream (atomic: temp file, fsync, rename). Returns
+    /// why it failed, nil when saved (or when streams are not persisted at all).
+    public func save(file: String, body: [UInt8]) -> String? {
+        guard directory != nil else { return nil }
+        guard let path = path(for: file) else { return "the stream's file name \(file.debugDescription) cannot name a state file" }
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { Log.warn("cannot save stream state \(tmp): \(String(cString: strerror(errno)))"); return }
-        var ok = body.withUnsafeBytes { p in
-            var off = 0
-            while off < p.count {
-                let n = write(fd, p.baseAddress! + off, p.count - off)
-                if n < 0 { if errno == EINTR { continue }; return false }
-                off += n
-            }
-            return true
-        }
-        ok = ok && fsync(fd) == 0
+        guard fd >= 0 else { return "\(SystemError("open \(tmp)"))" }
+        var failure: String? = nil
+        if !body.withUnsafeBytes({ FD.writeAll(fd, $0) }) { failure = "\(SystemError("write \(tmp)"))" }
+        else if fsync(fd) != 0 { failure = "\(SystemError("fsync \(tmp)"))" }
         close(fd)
-        if !ok || rename(tmp, path) != 0 {
-            Log.warn("cannot save stream state \(path): \(String(cString: strerror(errno)))")
-            unlink(tmp)
-        }
+        if failure == nil && rename(tmp, path) != 0 { failure = "\(SystemError("rename \(tmp)"))" }
+        if failure != nil { unlink(tmp) }
+        return failure
     }
 
     public func remove(file: String) {
@@ -78,8 +72,8 @@ public final class StateStore: Sendable {
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; return nil }
+            let n = buf.withUnsafeMutableBytes { p in retryingEINTR { read(fd, p.baseAddress, p.count) } }
+            if n < 0 { return nil }
             if n == 0 { return out }
             out.append(contentsOf: buf[0..<n])
             if out.count > 16 << 20 { return nil }

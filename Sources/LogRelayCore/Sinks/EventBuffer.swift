@@ -13,8 +13,12 @@ public final class EventBuffer: Sendable {
         public var receivedLines = 0, receivedBytes = 0
         public var publishedLines = 0, publishedBytes = 0
         public var droppedLines = 0, droppedBytes = 0
+        /// Lines the server refused (permissions, invalid subject): never published.
+        public var rejectedLines = 0, rejectedBytes = 0
         public var resentLines = 0
         public var bufferedBytes = 0
+        /// Lines held now; at any moment received = published + dropped + rejected + buffered.
+        public var bufferedLines = 0
     }
 
     struct State {
@@ -110,6 +114,7 @@ public final class EventBuffer: Sendable {
                 s.compactIfNeeded()
                 s.storage.append(contentsOf: incoming)
             }
+            s.counters.bufferedLines += lines - dropped
             s.counters.bufferedBytes = s.live
             return dropped
         }
@@ -162,21 +167,42 @@ public final class EventBuffer: Sendable {
         }
     }
 
-    /// The server has confirmed everything up to `offset`: release it.
-    public func confirm(upTo offset: Int64) {
+    /// What became of lines the sink released without publishing them.
+    public struct Unpublished: Sendable, Equatable {
+        public var rejectedLines = 0, rejectedBytes = 0
+        /// Lines that can never be sent (larger than the server accepts, envelope included).
+        public var droppedLines = 0, droppedBytes = 0
+        public init() {}
+        public var isEmpty: Bool { rejectedLines == 0 && droppedLines == 0 }
+    }
+
+    /// The sink is done with everything up to `offset`: release it. Those lines count as
+    /// published, except the ones `unpublished` counts as rejected or dropped.
+    public func confirm(upTo offset: Int64, unpublished: Unpublished = Unpublished()) {
         state.withLock { s in
             guard offset > s.base else { return }
             let target = min(offset, s.end)
             let count = Int(target - s.base)
+            var lines = 0, bytes = 0
             s.storage.withUnsafeBytes { p in
                 var off = s.head
                 while off + 4 <= s.head + count {
                     let n = EventBuffer.recordLength(p, at: off)
-                    s.counters.publishedLines += 1
-                    s.counters.publishedBytes += n - LineRecord.bodyOverhead
+                    lines += 1
+                    bytes += n - LineRecord.bodyOverhead
                     off += 4 + n
                 }
             }
+            let rejected = min(unpublished.rejectedLines, lines)
+            let dropped = min(unpublished.droppedLines, lines - rejected)
+            let otherBytes = min(unpublished.rejectedBytes + unpublished.droppedBytes, bytes)
+            s.counters.rejectedLines += rejected
+            s.counters.rejectedBytes += min(unpublished.rejectedBytes, otherBytes)
+            s.counters.droppedLines += dropped
+            s.counters.droppedBytes += otherBytes - min(unpublished.rejectedBytes, otherBytes)
+            s.counters.publishedLines += lines - rejected - dropped
+            s.counters.bufferedLines -= lines
+            s.counters.publishedBytes += bytes - otherBytes
             s.head += count
             s.base = target
             s.lastProgress = Clock.monotonicNanos()
@@ -202,23 +228,29 @@ public final class EventBuffer: Sendable {
         }
     }
 
-    /// Gives up on everything held (sink closed for good); counts it as dropped.
-    public func dropAll() {
+    /// Gives up on everything held (sink closed for good); counts it as dropped and returns
+    /// how many lines that was.
+    @discardableResult
+    public func dropAll() -> Int {
         state.withLock { s in
+            var lines = 0
             s.storage.withUnsafeBytes { p in
                 var off = s.head
                 while off + 4 <= p.count {
                     let n = EventBuffer.recordLength(p, at: off)
-                    s.counters.droppedLines += 1
+                    lines += 1
                     s.counters.droppedBytes += n - LineRecord.bodyOverhead
                     off += 4 + n
                 }
             }
+            s.counters.droppedLines += lines
+            s.counters.bufferedLines = 0
             s.base = s.end
             s.sent = s.base
             s.storage = []
             s.head = 0
             s.counters.bufferedBytes = 0
+            return lines
         }
     }
 

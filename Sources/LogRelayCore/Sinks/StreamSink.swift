@@ -7,17 +7,17 @@ public protocol StreamSink: Sendable {
     func finish()
 }
 
-/// A stream publishing to NATS through a (shared) connection.
-public struct NATSStreamSink: StreamSink {
-    public let publisher: NATSPublisher
-    public let connection: NATSConnection
+/// A stream attached to a (shared) connection of either sink.
+public struct ConnectionSink<P: SinkProtocol>: StreamSink {
+    public let attachment: SinkAttachment<P.Route>
+    public let connection: SinkConnection<P>
 
-    public init(registry: NATSRegistry, options: NATSOptions, tls: TLSContext?, subject: String, name: String, buffer: EventBuffer, encoder: EventEncoder) {
-        publisher = NATSPublisher(buffer: buffer, subject: subject, name: name, encoder: encoder)
-        connection = registry.attach(publisher, options: options, tls: tls)
+    public init(attachment: SinkAttachment<P.Route>, connection: SinkConnection<P>) {
+        self.attachment = attachment
+        self.connection = connection
     }
 
-    public var buffer: EventBuffer { publisher.buffer }
+    public var buffer: EventBuffer { attachment.buffer }
     public func notify() { connection.notify() }
-    public func finish() { connection.finish(publisher) }
+    public func finish() { connection.finish(attachment) }
 }

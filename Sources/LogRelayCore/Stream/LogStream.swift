@@ -1,31 +1,53 @@
 // One container's log stream: FIFO bytes → frames → (re)joined lines → the sink's
-// buffer (the sink encodes them when it sends). Owned by the StreamLoop thread;
-// nothing here blocks.
-import Glibc
+// buffer (the sink encodes them when it sends). `LogStream` is what other threads may see
+// (names, the sink, counters); `StreamReader` is the decoding state, owned by the
+// StreamLoop thread alone. Nothing here blocks.
+import Synchronization
 
-public final class LogStream: @unchecked Sendable {
+public final class LogStream: Sendable {
     public let file: String
     public let containerName: String
     let fd: Int32
     let sink: StreamSink
-    private var decoder = FrameDecoder()
-    private var merger: PartialMerger
-    private let dropLog = RateLimitedLog()
-    /// Set by StopLogging (from the API thread, via the loop's inbox).
-    var stopRequestedAt: Int64? = nil
-    var paused = false
+    let partialMerge: Bool
+    /// Re-attached after a crash: the previous process may have stopped mid-frame.
+    let resynchronize: Bool
+    private let corrupt = Atomic<Int>(0)
 
     public init(file: String, fd: Int32, containerName: String, sink: StreamSink, partialMerge: Bool, resynchronize: Bool = false) {
         self.file = file
         self.fd = fd
         self.containerName = containerName
         self.sink = sink
-        self.merger = PartialMerger(enabled: partialMerge)
-        // Re-attached after a crash: the previous process may have stopped mid-frame.
-        if resynchronize { decoder.resynchronize() }
+        self.partialMerge = partialMerge
+        self.resynchronize = resynchronize
     }
 
-    public var corruptFrames: Int { decoder.corruptFrames }
+    public var corruptFrames: Int { corrupt.load(ordering: .relaxed) }
+    func addCorruptFrames(_ n: Int) { corrupt.add(n, ordering: .relaxed) }
+
+    /// True when the stream must stop reading until the sink catches up (see EventBuffer.shouldPause).
+    var mustPause: Bool { sink.buffer.shouldPause(now: Clock.monotonicNanos()) }
+}
+
+/// The StreamLoop thread's state for one stream.
+final class StreamReader {
+    let stream: LogStream
+    private var decoder = FrameDecoder()
+    private var merger: PartialMerger
+    private let dropLog = RateLimitedLog()
+    /// Set by StopLogging (through the loop's inbox).
+    var stopRequestedAt: Int64? = nil
+    var paused = false
+
+    init(_ stream: LogStream) {
+        self.stream = stream
+        merger = PartialMerger(enabled: stream.partialMerge)
+        if stream.resynchronize { decoder.resynchronize() }
+    }
+
+    var fd: Int32 { stream.fd }
+    var name: String { stream.containerName }
 
     /// Decodes a chunk read from the FIFO and hands the lines to the sink.
     /// `scratch` is the loop's reusable buffer (one for all streams).
@@ -41,7 +63,8 @@ public final class LogStream: @unchecked Sendable {
             }
         }
         if decoder.corruptFrames != corruptBefore {
-            Log.warn("stream \(containerName): discarded \(decoder.corruptFrames - corruptBefore) corrupt frame(s)")
+            stream.addCorruptFrames(decoder.corruptFrames - corruptBefore)
+            Log.warn("stream \(name): discarded \(decoder.corruptFrames - corruptBefore) corrupt frame(s)")
         }
         deliver(lines: lines, lineBytes: lineBytes, scratch: &scratch)
     }
@@ -61,11 +84,12 @@ public final class LogStream: @unchecked Sendable {
 
     private func deliver(lines: Int, lineBytes: Int, scratch: inout [UInt8]) {
         guard !scratch.isEmpty else { return }
+        let sink = stream.sink
         let dropped = scratch.withUnsafeBytes { sink.buffer.append(records: $0, lines: lines, lineBytes: lineBytes) }
         scratch.removeAll(keepingCapacity: true)
         sink.notify()
         if dropped > 0 {
-            let name = containerName
+            let name = self.name
             let limit = sink.buffer.limit
             let total = sink.buffer.counters.droppedLines
             dropLog.attempt { _ in
@@ -74,6 +98,5 @@ public final class LogStream: @unchecked Sendable {
         }
     }
 
-    /// True when the stream must stop reading until the sink catches up (see EventBuffer.shouldPause).
-    var mustPause: Bool { sink.buffer.shouldPause(now: Clock.monotonicNanos()) }
+    var mustPause: Bool { stream.mustPause }
 }

@@ -58,31 +58,31 @@ public final class StreamLoop: Sendable {
     public var streams: [LogStream] { active.withLock { Array($0.values) } }
 
     private func run() {
-        var byFD: [Int32: LogStream] = [:]
-        var paused: [LogStream] = []
+        var byFD: [Int32: StreamReader] = [:]
+        var paused: [StreamReader] = []
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: StreamLoop.readChunk, alignment: 16)
         var ready = [Int32](repeating: 0, count: 64)
         var lastStaleCheck = Clock.monotonicNanos()
         var scratch = [UInt8]()
         scratch.reserveCapacity(StreamLoop.readChunk)
 
-        func end(_ s: LogStream) {
+        func end(_ s: StreamReader) {
             s.flushPartials(olderThan: .max, scratch: &scratch)
             _ = logrelay_epoll_del(epfd, s.fd)
             byFD[s.fd] = nil
             paused.removeAll { $0 === s }
             FD.close(s.fd)
-            s.sink.finish()
-            active.withLock { $0[s.file] = nil }
-            onEnded(s)
+            s.stream.sink.finish()
+            active.withLock { $0[s.stream.file] = nil }
+            onEnded(s.stream)
         }
 
-        func watch(_ s: LogStream) {
+        func watch(_ s: StreamReader) {
             _ = logrelay_epoll_add(epfd, s.fd)
         }
 
         /// Reads until the FIFO is empty (bounded per turn for fairness). Returns false at EOF.
-        func drain(_ s: LogStream) -> Bool {
+        func drain(_ s: StreamReader) -> Bool {
             var budget = 4 * StreamLoop.readChunk
             while budget > 0 {
                 if s.mustPause {
@@ -93,7 +93,7 @@ public final class StreamLoop: Sendable {
                 }
                 let r: IOResult
                 do { r = try FD.read(s.fd, into: buffer) } catch {
-                    Log.error("stream \(s.containerName): \(error)")
+                    Log.error("stream \(s.name): \(error)")
                     return false
                 }
                 switch r {
@@ -114,12 +114,13 @@ public final class StreamLoop: Sendable {
 
             for cmd in inbox.withLock({ let c = $0; $0.removeAll(); return c }) {
                 switch cmd {
-                case .add(let s):
+                case .add(let stream):
+                    let s = StreamReader(stream)
                     byFD[s.fd] = s
                     watch(s)
                     if !drain(s) { end(s) }
                 case .stop(let file):
-                    if let s = byFD.values.first(where: { $0.file == file }) {
+                    if let s = byFD.values.first(where: { $0.stream.file == file }) {
                         s.stopRequestedAt = s.stopRequestedAt ?? now
                     }
                 case .readAll(let ticket):
@@ -144,8 +145,8 @@ public final class StreamLoop: Sendable {
             // Resume blocked streams whose sink caught up.
             if !paused.isEmpty {
                 for s in paused where !s.mustPause {
-                    if s.sink.buffer.isFull && s.sink.buffer.policy != .block {
-                        Log.debug("stream \(s.containerName): sink made no progress for \(EventBuffer.stallNanos / 1_000_000) ms; reading on, the buffer-full policy applies")
+                    if s.stream.sink.buffer.isFull && s.stream.sink.buffer.policy != .block {
+                        Log.debug("stream \(s.name): sink made no progress for \(EventBuffer.stallNanos / 1_000_000) ms; reading on, the buffer-full policy applies")
                     }
                     s.paused = false
                     paused.removeAll { $0 === s }
@@ -159,7 +160,7 @@ public final class StreamLoop: Sendable {
                 for s in Array(byFD.values) {
                     s.flushPartials(olderThan: now - StreamLoop.staleNs, scratch: &scratch)
                     if let t = s.stopRequestedAt, now - t > StreamLoop.stopGraceNs {
-                        Log.warn("stream \(s.containerName): no EOF \(StreamLoop.stopGraceNs / 1_000_000_000) s after StopLogging; closing it")
+                        Log.warn("stream \(s.name): no EOF \(StreamLoop.stopGraceNs / 1_000_000_000) s after StopLogging; closing it")
                         _ = drain(s)
                         end(s)
                     }

@@ -3,6 +3,7 @@
 // optional client certificate. Non-blocking, behind the ByteStream interface.
 import COpenSSL
 import Glibc
+import Synchronization
 
 public struct TLSConfig: Hashable, Sendable {
     public var caFile: String?          // paths as the plugin sees them (already mapped)
@@ -202,5 +203,22 @@ public final class TLSStream: ByteStream {
         var a4 = in_addr()
         var a6 = in6_addr()
         return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1
+    }
+}
+
+/// TLS with the system CAs (the bundle shipped in the plugin's rootfs), verified: made once,
+/// when first needed, and shared by every connection that uses it.
+public final class SystemTLS: Sendable {
+    private let made = Mutex<TLSContext?>(nil)
+
+    public init() {}
+
+    public func context() throws(TLSError) -> TLSContext {
+        try made.withLock { (c: inout TLSContext?) throws(TLSError) -> TLSContext in
+            if let c { return c }
+            let new = try TLSContext(TLSConfig())
+            c = new
+            return new
+        }
     }
 }

@@ -143,6 +143,9 @@ enum NATSClientCommands {
         return Array("CONNECT \(json)\r\nPING\r\n".utf8)
     }
 
+    static let ping = Array("PING\r\n".utf8)
+    static let pong = Array("PONG\r\n".utf8)
+
 }
 
 public let logrelayVersion = "0.1.0"

@@ -1,13 +1,31 @@
-// The one place that calls POSIX socket and fd functions. Everything above it
-// speaks in IOResult values and typed errors, and never sees errno or EINTR.
+// The system layer: the one place that calls POSIX socket and fd functions. Everything
+// above it speaks in IOResult values and typed errors, and never sees errno or EINTR.
 import CSystem
 import Glibc
 
+/// A failed call: its name (with what it was about) and the real cause. `code` 0 means the
+/// cause is already in `call` (resolver errors have no errno).
 public struct SystemError: Error, CustomStringConvertible, Sendable {
     public let call: String
     public let code: Int32
     public init(_ call: String, _ code: Int32 = errno) { self.call = call; self.code = code }
-    public var description: String { "\(call): \(String(cString: strerror(code)))" }
+    public var description: String { code == 0 ? call : "\(call): \(String(cString: strerror(code)))" }
+}
+
+/// Calls `body` until it does not fail with EINTR; a negative result is returned with errno intact.
+@inline(__always)
+public func retryingEINTR<T: BinaryInteger>(_ body: () -> T) -> T {
+    while true {
+        let r = body()
+        if r >= 0 || errno != EINTR { return r }
+    }
+}
+
+/// An owned file descriptor: closed exactly once, when its owner lets it go.
+public struct FileDescriptor: ~Copyable, Sendable {
+    public let raw: Int32
+    public init(_ raw: Int32) { self.raw = raw }
+    deinit { if raw >= 0 { _ = Glibc.close(raw) } }
 }
 
 public enum IOResult: Equatable {
@@ -30,39 +48,51 @@ public enum FD {
         _ = Glibc.close(fd)
     }
 
-    /// One read; EINTR retried. Errors other than EAGAIN are reported as `SystemError`.
+    /// One read. Errors other than EAGAIN are reported as `SystemError`.
     public static func read(_ fd: Int32, into p: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult {
-        while true {
-            let n = Glibc.read(fd, p.baseAddress, p.count)
-            if n > 0 { return .bytes(n) }
-            if n == 0 { return .eof }
-            let e = errno
-            if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
-            throw SystemError("read", e)
-        }
+        let n = retryingEINTR { Glibc.read(fd, p.baseAddress, p.count) }
+        if n > 0 { return .bytes(n) }
+        if n == 0 { return .eof }
+        let e = errno
+        if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+        throw SystemError("read", e)
     }
 
-    /// One send without SIGPIPE; EINTR retried.
+    /// One send without SIGPIPE.
     public static func send(_ fd: Int32, _ p: UnsafeRawBufferPointer) throws(SystemError) -> IOResult {
-        while true {
-            let n = Glibc.send(fd, p.baseAddress, p.count, Int32(MSG_NOSIGNAL))
-            if n >= 0 { return .bytes(n) }
-            let e = errno
-            if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
-            throw SystemError("send", e)
+        let n = retryingEINTR { Glibc.send(fd, p.baseAddress, p.count, Int32(MSG_NOSIGNAL)) }
+        if n >= 0 { return .bytes(n) }
+        let e = errno
+        if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+        throw SystemError("send", e)
+    }
+
+    /// Writes all of `p` to a blocking fd (the plugin's own log, state files); false on error.
+    public static func writeAll(_ fd: Int32, _ p: UnsafeRawBufferPointer) -> Bool {
+        var off = 0
+        while off < p.count {
+            let n = retryingEINTR { Glibc.write(fd, p.baseAddress! + off, p.count - off) }
+            if n <= 0 { return false }
+            off += n
         }
+        return true
     }
 
     /// Waits for `events` on one fd; returns revents (0 on timeout).
     public static func poll1(_ fd: Int32, events: Int16, timeoutMs: Int32) -> Int16 {
         var p = pollfd(fd: fd, events: events, revents: 0)
-        while true {
-            let r = Glibc.poll(&p, 1, timeoutMs)
-            if r >= 0 { return r == 0 ? 0 : p.revents }
-            if errno != EINTR { return Int16(POLLERR) }
-        }
+        let r = retryingEINTR { Glibc.poll(&p, 1, timeoutMs) }
+        if r >= 0 { return r == 0 ? 0 : p.revents }
+        return Int16(POLLERR)
+    }
+
+    /// Waits on several fds (revents filled in); 0 on timeout. EINTR counts as a timeout.
+    public static func poll(_ fds: inout [pollfd], timeoutMs: Int32) throws(SystemError) -> Int32 {
+        let r = Glibc.poll(&fds, nfds_t(fds.count), timeoutMs)
+        if r >= 0 { return r }
+        let e = errno
+        if e == EINTR { return 0 }
+        throw SystemError("poll", e)
     }
 }
 
@@ -94,14 +124,14 @@ public enum UnixSocket {
         return fd
     }
 
-    /// Accepts one pending connection (non-blocking fd) or returns nil.
-    public static func accept(_ listenFD: Int32) -> Int32? {
-        while true {
-            let fd = logrelay_accept(listenFD)
-            if fd >= 0 { return fd }
-            if errno == EINTR { continue }
-            return nil
-        }
+    /// Accepts one pending connection (non-blocking fd); nil when none is pending, an error
+    /// otherwise (EMFILE: out of fds).
+    public static func accept(_ listenFD: Int32) throws(SystemError) -> Int32? {
+        let fd = retryingEINTR { logrelay_accept(listenFD) }
+        if fd >= 0 { return fd }
+        let e = errno
+        if e == EAGAIN || e == EWOULDBLOCK || e == ECONNABORTED { return nil }
+        throw SystemError("accept", e)
     }
 }
 
@@ -154,15 +184,16 @@ public enum TCPSocket {
 
 /// A wake-up fd for poll loops (eventfd): other threads `signal()`, the loop `drain()`s.
 public final class Wakeup: Sendable {
-    public let fd: Int32
-    public init() { fd = logrelay_eventfd() }
+    private let descriptor: FileDescriptor
+    public var fd: Int32 { descriptor.raw }
+    public init() { descriptor = FileDescriptor(logrelay_eventfd()) }
     public func signal() {
         var one: UInt64 = 1
-        _ = Glibc.write(fd, &one, 8)
+        _ = retryingEINTR { Glibc.write(fd, &one, 8) }
     }
     public func drain() {
         var v: UInt64 = 0
-        _ = Glibc.read(fd, &v, 8)
+        _ = retryingEINTR { Glibc.read(fd, &v, 8) }
     }
 
     /// Waits up to `timeoutMs` for a signal; true if one came.

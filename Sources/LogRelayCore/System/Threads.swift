@@ -1,5 +1,5 @@
-// Small wrappers over POSIX: clocks and threads. Everything else that touches
-// raw file descriptors lives in Transport/.
+// Small wrappers over POSIX: clocks, threads and the environment (the system layer's
+// non-fd part; file descriptors are in Socket.swift).
 import CSystem
 import Glibc
 
@@ -39,4 +39,13 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
     }, box)
     pthread_attr_destroy(&attr)
     precondition(rc == 0, "pthread_create failed: \(rc)")
+}
+
+/// Tuning knobs read from the environment once (tests shorten timers with them).
+public enum Environment {
+    /// `name` as a number of seconds (fractions allowed), in ns; `default` when unset or invalid.
+    public static func nanoseconds(_ name: String, default value: Int64) -> Int64 {
+        guard let v = getenv(name), let s = Double(String(cString: v)), s > 0, s < 1e9 else { return value }
+        return Int64(s * 1e9)
+    }
 }
