@@ -15,7 +15,7 @@ import time
 import pytest
 
 import hostile
-from helpers import (DELIVERY_TIMEOUT, PROMPT, Entry, FifoWriter, make_info, metric_samples,
+from helpers import (DELIVERY_TIMEOUT, PROMPT, Entry, FifoWriter, make_info, metric, metric_samples,
                      metrics_text, next_time_ns, numbered_lines, text, wait_until)
 
 HDR = b"Host: \r\nUser-Agent: Go-http-client/1.1\r\n"
@@ -391,13 +391,19 @@ def test_a_misbehaving_nats_server_is_an_error_for_its_streams_only(
         bad.stop()
 
 
-def test_a_server_announcing_a_tiny_max_payload_gets_small_events_and_nothing_breaks(daemon, plugin):
+def test_a_server_announcing_a_tiny_max_payload_gets_its_lines_dropped_and_counted(daemon, plugin):
+    # No event fits 16 bytes: sending them would only make the server close the connection
+    # (a reconnect storm); they are dropped, counted, and the error is reported once.
     bad = hostile.FakeNatsServer(hostile.tiny_max_payload)
     try:
         c = daemon.container({"nats-servers": bad.url})
         c.start_ok()
         c.log_lines([("stdout", b"line %d of a server with max_payload 16" % i) for i in range(20)])
-        assert wait_until(lambda: bad.received.count(b"PUB ") >= 20, 30), bytes(bad.received[:500])
+        assert wait_until(lambda: metric(plugin.socket, "logrelay_events_dropped_total", c.name) == 20, 30), \
+            metrics_text(plugin.socket)
+        assert b"PUB " not in bad.received, bytes(bad.received[:500])
+        assert metric(plugin.socket, "logrelay_events_published_total", c.name) == 0
+        assert bad.connections == 1, f"{bad.connections} connections: the limit is not a reason to reconnect"
         assert c.stop().status == 200
         assert_serving(plugin)
     finally:
