@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NATS_ALIAS="${NATS_ALIAS:-nats}"
-LOGENTRIES_ALIAS="${LOGENTRIES_ALIAS:-logentries}"
+LOGENTRIES_ALIAS="${LOGENTRIES_ALIAS:-auto}"
 PLUGIN_DIR="${PLUGIN_DIR:-build/plugin}"
 WORK="${DEMO_DIR:-/tmp/logrelay-demo}"
 export DOCKERD_DIR="${DOCKERD_DIR:-$WORK/dockerd}"
@@ -40,7 +40,7 @@ export DOCKER_HOST="$host"
 echo "DOCKER_HOST=$DOCKER_HOST ($dockerd_mode, server $(docker version --format '{{.Server.Version}}'))"
 Tests/support/busybox-image.sh "$IMAGE"
 
-step "install the plugin as '$NATS_ALIAS' and '$LOGENTRIES_ALIAS'"
+step "install the plugin as '$NATS_ALIAS' and the Logentries alias ('$LOGENTRIES_ALIAS': auto picks the name this Docker version needs)"
 plugin/install.sh "$PLUGIN_DIR" "$NATS_ALIAS" DRIVER=nats
 plugin/install.sh "$PLUGIN_DIR" "$LOGENTRIES_ALIAS" DRIVER=logentries
 docker plugin ls

@@ -218,8 +218,8 @@ def test_the_logentries_name_as_the_daemon_default_survives_daemon_restarts(
         engine, le_plugin, busybox, endpoints, containers):
     """`dockerd --log-driver=NAME` with this engine's Logentries name: a container created with
     it keeps that driver across a daemon restart (no `migrated deprecated logentries logging
-    driver` to `local`, which Docker 25-27 do to the bare name `logentries`) and delivers again
-    when it is started again."""
+    driver` to `local`, which Docker 25-27 do to the bare name `logentries`, shown here too on
+    those versions) and delivers again when it is started again."""
     if engine.mode != "started":
         pytest.skip("needs a private dockerd started by this suite (the engine is restarted)")
     if ALIAS:
@@ -256,5 +256,20 @@ def test_the_logentries_name_as_the_daemon_default_survives_daemon_restarts(
         ep.wait_quiet(0.5)
         assert payloads(ep, token) == [b"hello", b"hello"]
         print(f"\nDocker {engine.version}: dockerd --log-driver={le_plugin.alias} survives daemon restarts")
+
+        if 25 <= engine.major < 28:
+            # What the README warns about: the bare name as the daemon default creates containers
+            # with driver `logentries`, which the next daemon restart rewrites to `local`.
+            engine.restart(flags("logentries"))
+            bare = unique_name("lr-e2e-le-bare-default")
+            containers.append(bare)
+            run = docker("run", "--name", bare, "--network=none", busybox, "echo", "bare", timeout=120)
+            assert run.returncode == 0, f"{run.stderr}\nplugin log:\n{le_plugin.log()}"
+            assert log_type(bare) == "logentries"
+            engine.restart(flags("logentries"))
+            assert log_type(bare) == "local", "Docker no longer migrates the bare name: update the README"
+            assert any("migrated deprecated logentries" in l for l in engine.log_lines()[skip_lines:])
+            print(f"Docker {engine.version}: dockerd --log-driver=logentries: the container was "
+                  "migrated to `local` at the restart (README warning)")
     finally:
         engine.restart("")

@@ -51,6 +51,13 @@ start_private() {
     local pid
     pid="$(our_pid)"
     if alive "$pid" dockerd && answers "$PRIVATE_HOST"; then
+        local running wanted
+        running="$(readlink -f "/proc/$pid/exe" 2>/dev/null || true)"
+        wanted="$(readlink -f "$(command -v dockerd)" 2>/dev/null || true)"
+        if [ -n "$wanted" ] && [ "$running" != "$wanted" ]; then
+            log "the private dockerd in $DIR (pid $pid) is $running, not $wanted: stop it first ($0 stop)"
+            exit 1
+        fi
         log "private dockerd already running (pid $pid)"
         echo "$PRIVATE_HOST reused"
         return 0

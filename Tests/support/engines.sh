@@ -9,7 +9,7 @@
 #        Prints the versions and whether each engine runs on this machine.
 #   Tests/support/engines.sh list               one line per engine: NAME DOCKER_VERSION NATS_VERSION STATUS DIR
 #   Tests/support/engines.sh path ENGINE        the directory to put first on PATH for ENGINE
-#        (empty for the system engine); ENGINE is `system`, a suite (`trixie`, `sid`) or a
+#        (build/engines/system/path links the system's binaries); ENGINE is `system`, a suite (`trixie`, `sid`) or a
 #        version prefix (`20.10`, `26`, `28`). Exits 1 with the reason when the engine is not
 #        available or cannot run here.
 #   Tests/support/engines.sh nats SUITE|system  the nats-server binary of that suite
@@ -146,14 +146,27 @@ make_path_dir() { # extracted root -> root/path: the engine's binaries plus the 
     ln -s "$runc" "$root/path/runc"
 }
 
+# build/engines/system/path: the same for the system's engine (Debian 12's docker.io), so that
+# an engine's PATH never depends on the caller's PATH
+make_system_path() {
+    local root="$ENG_DIR/system" b p
+    rm -rf "$root/path"
+    mkdir -p "$root/path"
+    for b in dockerd docker-proxy docker-init containerd containerd-shim-runc-v2 ctr docker runc; do
+        p="$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v "$b")" || continue
+        ln -s "$p" "$root/path/$b"
+    done
+}
+
 # --------------------------------------------------------------------------- status
 
 # prints "DOCKER_VERSION NATS_VERSION STATUS" for an extracted suite (STATUS: ok or the reason)
-probe() { # root ("" = system)
+probe() { # engine root (build/engines/system for the system's engine)
     local root="$1" dv nv err
-    if [ -z "$root" ]; then
-        dv="$(dockerd --version 2>/dev/null | sed -n 's/^Docker version \([^ ,]*\).*/\1/p')"
-        nv="$(nats-server --version 2>/dev/null | sed -n 's/.*v\([0-9][^ ]*\).*/\1/p')"
+    if [ "$root" = "$ENG_DIR/system" ]; then
+        [ -d "$root/path" ] || make_system_path
+        dv="$("$root/path/dockerd" --version 2>/dev/null | sed -n 's/^Docker version \([^ ,]*\).*/\1/p')"
+        nv="$(PATH=/usr/sbin:/usr/bin:/sbin:/bin nats-server --version 2>/dev/null | sed -n 's/.*v\([0-9][^ ]*\).*/\1/p')"
         [ -n "$dv" ] || { echo "- ${nv:--} not-installed(make-deps)"; return; }
         echo "$dv ${nv:--} ok"
         return
@@ -177,11 +190,11 @@ probe() { # root ("" = system)
 
 list() {
     local s
-    printf '%s %s\n' system "$(probe "") -"
+    printf '%s %s %s\n' system "$(probe "$ENG_DIR/system")" "$ENG_DIR/system"
     for s in $(ls "$ENG_DIR" 2>/dev/null); do
-        [ -d "$ENG_DIR/$s" ] || continue
+        [ -d "$ENG_DIR/$s" ] && [ "$s" != system ] || continue
         printf '%s %s %s\n' "$s" "$(probe "$ENG_DIR/$s")" "$ENG_DIR/$s"
-    done
+    done | sort -k2,2V
 }
 
 resolve() { # engine -> "NAME DOCKER_VERSION NATS_VERSION STATUS DIR" of the matching engine
@@ -200,6 +213,7 @@ case "${1:-}" in
 fetch)
     shift
     suites="${*:-$SUITES_DEFAULT}"
+    make_system_path
     for s in $suites; do fetch_suite "$s"; done
     echo "engines (build/engines; PATH dir per engine: build/engines/SUITE/path):"
     list | while read -r name dv nv st dir; do
@@ -209,7 +223,7 @@ fetch)
         fi
     done
     echo "nats-servers for the integration suite (make test NATS_SERVER=PATH):"
-    echo "  system  $(command -v nats-server || echo missing)"
+    echo "  system  $(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v nats-server || echo missing)"
     for s in $suites; do echo "  $s  $ENG_DIR/$s/usr/sbin/nats-server"; done
     ;;
 list) list ;;
@@ -218,11 +232,11 @@ path)
     line="$(resolve "$2")" || die "no engine '$2' here: $(list | awk '{printf "%s%s=%s", sep, $1, $2; sep=", "}') (make deps fetches trixie and sid)"
     read -r name dv nv st dir <<<"$line"
     [ "$st" = ok ] || die "engine $2 ($name, docker $dv) cannot run here: $st"
-    [ "$name" = system ] && echo "" || echo "$dir/path"
+    echo "$dir/path"
     ;;
 nats)
     [ $# = 2 ] || die "usage: $0 nats SUITE|system"
-    if [ "$2" = system ]; then command -v nats-server; else
+    if [ "$2" = system ]; then PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v nats-server; else
         [ -x "$ENG_DIR/$2/usr/sbin/nats-server" ] || die "no nats-server for $2 (make deps)"
         echo "$ENG_DIR/$2/usr/sbin/nats-server"
     fi
