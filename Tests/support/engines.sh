@@ -130,6 +130,7 @@ fetch_suite() { # suite
         dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb" >>"$root/packages.txt"
     done
     make_path_dir "$root"
+    rm -f "$d/debs/"*.deb
     touch "$root/.complete"
 }
 
@@ -217,7 +218,8 @@ fetch)
     for s in $suites; do fetch_suite "$s"; done
     echo "engines (build/engines; PATH dir per engine: build/engines/SUITE/path):"
     list | while read -r name dv nv st dir; do
-        printf '  %-8s docker %-10s nats-server %-8s %s\n' "$name" "$dv" "$nv" "$st"
+        printf '  %-8s docker %-16s nats-server %-8s %s\n' "$name" "$dv" "$nv" "$st"
+        [ -f "$dir/packages.txt" ] && echo "           packages: $(paste -sd, "$dir/packages.txt" | sed 's/,/, /g')"
         if [ "$st" != ok ]; then
             echo "  !!! engine $name cannot run on this machine: $st -- make e2e will skip it !!!"
         fi
