@@ -38,7 +38,7 @@ PIP_IMPORTS ?= nats pytest
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: all deps build plugin-dir install push demo test e2e bench clean fuzz
+.PHONY: all deps build plugin-dir install push demo test tsan e2e bench clean fuzz
 
 all: build
 
@@ -103,6 +103,24 @@ test:
 	$(SWIFT) test --skip-build
 	$(if $(NEEDS_BUILD),$(SWIFT) build $(SWIFT_RELEASE_FLAGS))
 	$(PYTHON) -m pytest $(PYTEST_ARGS) Tests/integration
+	$(MAKE) --no-print-directory tsan
+
+# ThreadSanitizer (part of make test): the unit tests and the integration files below, run
+# against a TSAN build of the plugin (-DTSAN tells our Mutex to annotate itself); any report
+# fails the target, with the reports printed.
+TSAN_TESTS ?= Tests/integration/test_delivery.py Tests/integration/test_sharing.py \
+              Tests/integration/test_lifecycle.py Tests/integration/test_logentries.py \
+              Tests/integration/test_failover.py
+TSAN_DIR := $(CURDIR)/build/tsan
+tsan:
+	$(SWIFT) build --build-tests --sanitize=thread -Xswiftc -DTSAN --scratch-path .build-tsan
+	rm -rf $(TSAN_DIR) && mkdir -p $(TSAN_DIR)
+	TSAN_OPTIONS="log_path=$(TSAN_DIR)/report" $(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan
+	TSAN_OPTIONS="log_path=$(TSAN_DIR)/report" LOGRELAY_BIN=$(CURDIR)/.build-tsan/debug/logrelay \
+	  $(PYTHON) -m pytest $(PYTEST_ARGS) $(TSAN_TESTS)
+	@if ls $(TSAN_DIR)/report* >/dev/null 2>&1; then cat $(TSAN_DIR)/report*; \
+	  echo "tsan: ThreadSanitizer reported $$(cat $(TSAN_DIR)/report* | grep -c '^WARNING: ThreadSanitizer') race(s)"; exit 1; \
+	else echo "tsan: no ThreadSanitizer report"; fi
 
 # libFuzzer targets for the four parsers (frame decoder, HTTP, NATS server lines, tag
 # templates), FUZZ_SECONDS each (4 × 25 s ≈ 2 minutes), built into build/fuzz/; fails on any

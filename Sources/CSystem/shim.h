@@ -16,6 +16,10 @@ extern int pthread_setname_np(pthread_t thread, const char *name);
 extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 #define LOGRELAY_F_SETPIPE_SZ 1031
 
+// ThreadSanitizer's annotations (its runtime defines them; only TSAN builds call them).
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+
 static inline int logrelay_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
 static inline int logrelay_epoll_add(int ep, int fd) {
