@@ -210,13 +210,16 @@ final class FrameDecoderTests: XCTestCase {
     func testFramesInsideTheChunkAreDecodedInPlace() {
         let stream = Self.helloFrame + Self.helloFrame
         var d = FrameDecoder()
+        var entries = 0
         stream.withUnsafeBytes { chunk in
             let range = UInt(bitPattern: chunk.baseAddress!)..<UInt(bitPattern: chunk.baseAddress! + chunk.count)
             d.feed(chunk) { entry in
+                entries += 1
                 XCTAssertTrue(range.contains(UInt(bitPattern: entry.line.baseAddress!)), "line must point into the chunk")
                 XCTAssertTrue(range.contains(UInt(bitPattern: entry.source.baseAddress!)))
             }
         }
+        XCTAssertEqual(entries, 2)
     }
 
     // MARK: - Sizes
