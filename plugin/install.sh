@@ -8,6 +8,7 @@
 # already holds ("content sha256:...: already exists"), so identical rootfs trees can't be
 # installed under two names.
 #   plugin/install.sh PLUGIN_DIR ALIAS [SETTING=VALUE ...]     e.g. DRIVER=nats
+# It creates the plugin's host directory (/etc/logrelay, or hostfs.source=DIR) first.
 #
 # ALIAS `auto` picks the name that works on the engine's version (`docker version`):
 # for DRIVER=logentries, `logentries-relay` on Docker 24 and older (their built-in logentries
@@ -61,6 +62,15 @@ trap 'rm -rf "$stage"' EXIT
 cp -al "$DIR/." "$stage/" 2>/dev/null || { rm -rf "$stage"/*; cp -a "$DIR/." "$stage/"; }
 rm -f "$stage/rootfs/etc/logrelay-alias"
 echo "$ALIAS" >"$stage/rootfs/etc/logrelay-alias"
+# The plugin's one host directory (config.json's hostfs mount, or hostfs.source=DIR among the
+# settings) must exist on the engine's host, or `docker plugin enable` fails to mount it.
+# Made here when the engine is local (a unix socket); for a remote engine, make it there.
+hostdir=/etc/logrelay
+for s in "$@"; do case "$s" in hostfs.source=*) hostdir="${s#hostfs.source=}" ;; esac; done
+case "${DOCKER_HOST:-unix://}" in
+    unix://*) mkdir -p -m 0755 "$hostdir" ;;
+    *) echo "install.sh: the engine is remote: make sure $hostdir exists on its host" ;;
+esac
 docker plugin create "$ALIAS" "$stage" >/dev/null
 if [ $# -gt 0 ]; then
     docker plugin set "$ALIAS" "$@"

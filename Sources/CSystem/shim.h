@@ -1,5 +1,6 @@
 // Linux calls that Swift's Glibc module does not expose (epoll, eventfd,
-// pipe sizing, thread names, TCP send-queue progress), wrapped so Swift never sees packed structs.
+// pipe sizing, thread names, TCP send-queue progress, the sandbox: capabilities, prctl and
+// the seccomp filter), wrapped so Swift never sees packed structs or kernel headers.
 #ifndef LOGRELAY_CSYSTEM_SHIM_H
 #define LOGRELAY_CSYSTEM_SHIM_H
 // No _GNU_SOURCE here: it would change glibc's types under the Glibc module's
@@ -11,10 +12,21 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <errno.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 extern int pthread_setname_np(pthread_t thread, const char *name);
 extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 #define LOGRELAY_F_SETPIPE_SZ 1031
+// O_PATH (a handle to look at a path without opening the file) is a GNU name in glibc.
+#define LOGRELAY_O_PATH 010000000
 
 // ThreadSanitizer's annotations (its runtime defines them; only TSAN builds call them).
 void __tsan_acquire(void *addr);
@@ -75,5 +87,131 @@ static inline int64_t logrelay_tcp_bytes_acked(int fd) {
     if (getsockopt(fd, 6 /* IPPROTO_TCP */, 11 /* TCP_INFO */, &ti, &len) != 0) return -1;
     if (len < sizeof ti) return -2;
     return (int64_t)ti.bytes_acked;
+}
+
+// ---- The sandbox (System/Sandbox.swift decides when; these do the calls) ----
+
+/// Empties the bounding, ambient, inheritable, permitted and effective capability sets of
+/// the calling thread (the bounding set first: dropping it needs CAP_SETPCAP, still held).
+/// Returns 0, or the errno of the first call that failed, with its name in *call.
+static inline int logrelay_drop_capabilities(const char **call) {
+    for (int cap = 0; cap <= 63; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+            if (errno == EINVAL) break;                 // past the kernel's last capability
+            // Without CAP_SETPCAP (a non-root standalone run) the bounding set stays: it only
+            // limits what an exec could gain, and no_new_privs and the filter forbid that.
+            if (errno == EPERM) break;
+            *call = "prctl(PR_CAPBSET_DROP)"; return errno;
+        }
+    }
+    // Ambient capabilities exist since Linux 4.3; EINVAL before that means there are none.
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+        *call = "prctl(PR_CAP_AMBIENT_CLEAR_ALL)"; return errno;
+    }
+    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2] = {{0}};
+    if (syscall(SYS_capset, &hdr, data) != 0) { *call = "capset"; return errno; }
+    return 0;
+}
+
+/// PR_SET_NO_NEW_PRIVS and PR_SET_DUMPABLE 0. Same return convention.
+static inline int logrelay_no_new_privs_not_dumpable(const char **call) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) { *call = "prctl(PR_SET_NO_NEW_PRIVS)"; return errno; }
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) { *call = "prctl(PR_SET_DUMPABLE)"; return errno; }
+    return 0;
+}
+
+#if defined(__x86_64__)
+#define LOGRELAY_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define LOGRELAY_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/// The system calls the plugin makes: the Swift runtime, glibc, OpenSSL and our own code,
+/// measured with `strace -f -c` under the integration and e2e suites (README, Privileges),
+/// plus the calls those libraries make on paths the suites may not reach (marked "margin").
+/// Names, not numbers, so the list is right on each architecture it is built for; the
+/// calls that aarch64 never had (open, stat, poll, ...) are x86_64 only.
+static const int logrelay_allowed_syscalls[] = {
+    // fds and files
+    SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_close, SYS_openat, SYS_fstat,
+    SYS_newfstatat, SYS_statx, SYS_lseek, SYS_fcntl, SYS_dup, SYS_dup3, SYS_pipe2,
+    SYS_getdents64, SYS_mkdirat, SYS_unlinkat, SYS_renameat, SYS_fsync, SYS_fdatasync,
+    SYS_ftruncate, SYS_faccessat, SYS_readlinkat, SYS_getcwd, SYS_eventfd2, SYS_fchmodat,
+    SYS_renameat2, SYS_faccessat2, SYS_close_range,
+    // waiting
+    SYS_ppoll, SYS_pselect6, SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_pwait, SYS_epoll_pwait2,
+    SYS_nanosleep, SYS_clock_nanosleep, SYS_clock_gettime, SYS_clock_getres, SYS_gettimeofday,
+    SYS_futex, SYS_sched_yield, SYS_sched_getaffinity,
+    // sockets (the API's unix socket, the sinks' TCP, the resolver's UDP/TCP and netlink)
+    SYS_socket, SYS_connect, SYS_accept4, SYS_bind, SYS_listen, SYS_getsockname, SYS_getpeername,
+    SYS_setsockopt, SYS_getsockopt, SYS_sendto, SYS_recvfrom, SYS_sendmsg, SYS_recvmsg,
+    SYS_sendmmsg, SYS_shutdown,
+    // memory
+    SYS_mmap, SYS_munmap, SYS_mprotect, SYS_mremap, SYS_madvise, SYS_brk,
+    // threads, signals, process
+    SYS_clone, SYS_clone3, SYS_set_robust_list, SYS_rseq, SYS_set_tid_address, SYS_gettid,
+    SYS_getpid, SYS_tgkill, SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn,
+    SYS_rt_sigtimedwait, SYS_sigaltstack, SYS_prctl, SYS_exit, SYS_exit_group, SYS_getrandom,
+    SYS_uname, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_getrlimit, SYS_prlimit64,
+    SYS_sysinfo, SYS_restart_syscall, SYS_membarrier,
+#if defined(__x86_64__)
+    SYS_open, SYS_stat, SYS_lstat, SYS_poll, SYS_select, SYS_epoll_wait, SYS_access, SYS_pipe,
+    SYS_dup2, SYS_mkdir, SYS_unlink, SYS_rename, SYS_readlink, SYS_arch_prctl, SYS_time,
+    SYS_getdents, SYS_chmod, SYS_eventfd,
+#endif
+};
+
+/// Installs the seccomp filter on every thread of the process (TSYNC): calls in the list are
+/// allowed, any other fails with `deny_errno`; a call from another architecture's ABI (x32
+/// or 32-bit compat on x86_64) is refused the same way, since its numbers mean other calls.
+/// Returns 0 or the errno of the failed call (named in *call).
+static inline int logrelay_install_seccomp(int deny_errno, const char **call) {
+#ifndef LOGRELAY_AUDIT_ARCH
+    *call = "seccomp (this architecture has no allow-list)"; return ENOSYS;
+#else
+    enum { N = sizeof logrelay_allowed_syscalls / sizeof logrelay_allowed_syscalls[0] };
+    struct sock_filter f[N + 20];
+    unsigned k = 0;
+    unsigned deny = SECCOMP_RET_ERRNO | (deny_errno & SECCOMP_RET_DATA);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LOGRELAY_AUDIT_ARCH, 1, 0);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, deny);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+#if defined(__x86_64__)
+    // x32 calls are x86_64 numbers with bit 30 set.
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, deny);
+#endif
+    _Static_assert(N < 250, "BPF conditional jumps reach at most 255 instructions");
+    // ioctl: only the requests our code and glibc make (SIOCOUTQ, FIONREAD, FIONBIO, FIOCLEX,
+    // and TCGETS, which isatty asks); never TIOCSTI and the like on an inherited terminal.
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_ioctl, 0, 8);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1]));
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x5411 /* SIOCOUTQ */, 5, 0);
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x541B /* FIONREAD */, 4, 0);
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x5421 /* FIONBIO */, 3, 0);
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x5451 /* FIOCLEX */, 2, 0);
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x5401 /* TCGETS */, 1, 0);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, deny);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    for (unsigned i = 0; i < N; i++) {
+        // Equal: skip to the ALLOW after the DENY that follows the last comparison.
+        f[k] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)logrelay_allowed_syscalls[i], (unsigned char)(N - i), 0);
+        k++;
+    }
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, deny);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct sock_fprog prog = { .len = (unsigned short)k, .filter = f };
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0) {
+        *call = "seccomp(SECCOMP_SET_MODE_FILTER, TSYNC)"; return errno;
+    }
+    return 0;
+#endif
+}
+
+/// How many system calls the filter allows (the log line at start says so).
+static inline int logrelay_allowed_syscall_count(void) {
+    return (int)(sizeof logrelay_allowed_syscalls / sizeof logrelay_allowed_syscalls[0]);
 }
 #endif

@@ -287,9 +287,18 @@ final class LogOptionsTests: XCTestCase {
             (["logentries-token": "2bfbea1e-10c3-4419-bdad-7e6435882e1f", "logentries-address": "x:y"], .auto),
             (["logentries-token": "T0kenValue"], .auto),
             (["logentries-token": "2bfbea1e-10c3-4419-bdad-7e6435882e1f"], .nats),
+            // Malformed URLs: a comma in a password (nats-servers is split on it), no host,
+            // credentials before the scheme, a password with colons.
+            (["nats-servers": "nats://carol:S3cretP,ass@host"], .auto),
+            (["nats-servers": "nats://dave:SECRETdave"], .auto),
+            (["nats-servers": "nats://dave:SECRETdave/"], .auto),
+            (["nats-servers": "nats://[::1]:SECRETdave"], .auto),
+            (["nats-servers": "nats://dave:SEC:RETdave"], .auto),
+            (["nats-servers": "dave:SECRETdave@nats:/x://h"], .auto),
+            (["nats-servers": "u:SECRETdave://h"], .auto),
         ]
         for (config, driver) in configs {
-            fails(config, driver, contains: [], secrets: secrets + ["Url%zzPassw0rd"])
+            fails(config, driver, contains: [], secrets: secrets + ["Url%zzPassw0rd", "S3cretP", "ass@", "SECRETdave", "RETdave"])
         }
     }
 

@@ -143,3 +143,19 @@ def daemon(plugin) -> Daemon:
     d = Daemon(plugin)
     yield d
     d.client.close()
+
+
+@pytest.fixture
+def daemon_for():
+    """daemon_for(plugin) -> a Daemon for a plugin made with plugin_factory (e.g. with another
+    log level or environment than the `plugin` fixture's)."""
+    made: list[Daemon] = []
+
+    def make(plugin: Plugin) -> Daemon:
+        d = Daemon(plugin)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.client.close()

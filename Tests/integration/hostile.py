@@ -10,7 +10,7 @@ import json
 import socket
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from helpers import PROMPT, ConnectionClosed, HTTPResponse, read_http_response
 # /proc readings of the plugin process, kept here under their old names (Tests/support/testkit.py)
@@ -104,6 +104,8 @@ class FakeNatsServer:
         self.lsock.listen(64)
         self.port = self.lsock.getsockname()[1]
         self.connections = 0
+        self.accept_times: list[float] = []   # time.monotonic() of each accepted connection
+        self.infos_sent = 0                   # async INFOs sent by behaviours that count them
         self.received = bytearray()     # everything any client sent (bounded)
         self.lock = threading.Lock()
         self.conns: list[socket.socket] = []
@@ -123,6 +125,7 @@ class FakeNatsServer:
                 return
             with self.lock:
                 self.connections += 1
+                self.accept_times.append(time.monotonic())
                 self.conns.append(c)
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
@@ -258,3 +261,158 @@ def tiny_max_payload(conn, server):
         if pings:
             conn.sendall(b"PONG\r\n" * pings)
             buf = buf[buf.rfind(b"PING\r\n") + 6:]
+
+
+# Behaviours for test_hostile_server.py: servers that complete the handshake and then abuse it.
+
+def handshake(conn, server, timeout: float = 10.0, **info) -> bool:
+    """INFO (with `info` fields), then reads up to the client's first PING (after its CONNECT)
+    and answers PONG: the client is connected. False when the client never got that far."""
+    conn.sendall(info_line(**info))
+    buf = bytearray()
+    if not read_until(conn, b"PING\r\n", buf, timeout):
+        return False
+    server.note(bytes(buf))
+    conn.sendall(b"PONG\r\n")
+    return True
+
+
+def answer_pings(conn, server, seconds: float = 120.0, after: Optional[Callable[[], None]] = None,
+                 poll: float = 0.5):
+    """Behaves from here on: reads (and notes) what the client sends and answers each PING
+    with PONG, until the peer or the server closes or `seconds` pass. `after` runs after
+    each read (e.g. to send something)."""
+    buf = bytearray()
+    conn.settimeout(poll)
+    deadline = time.monotonic() + seconds
+    while server.running and time.monotonic() < deadline:
+        try:
+            d = conn.recv(65536)
+        except (socket.timeout, TimeoutError):
+            d = None
+        if d == b"":
+            return
+        if d:
+            server.note(d)
+            buf += d
+            pings = buf.count(b"PING\r\n")
+            if pings:
+                conn.sendall(b"PONG\r\n" * pings)
+                buf = buf[buf.rfind(b"PING\r\n") + 6:]
+            elif len(buf) > 16:
+                del buf[:-6]
+        if after is not None:
+            after()
+
+
+def polite(conn, server):
+    """A well-behaved server: handshake, then answers PINGs."""
+    if handshake(conn, server):
+        answer_pings(conn, server)
+
+
+def flood(unit: bytes) -> Callable[[socket.socket, FakeNatsServer], None]:
+    """Completes the handshake, then sends `unit` over and over, as fast as the socket takes
+    it, and never reads again."""
+    block = unit * max(1, 65536 // len(unit))
+
+    def behaviour(conn, server):
+        if not handshake(conn, server):
+            return
+        conn.settimeout(None)   # blocks while the client does not read; stop() unblocks it
+        while server.running:
+            conn.sendall(block)
+    behaviour.__name__ = f"flood_{unit!r}"
+    return behaviour
+
+
+def blind_pongs(conn, server):
+    """Never reads the socket: INFO, a PONG for the handshake PING it never read, and from
+    then on PING + PONG every 50 ms (so there is always a PONG for no PING of the client)."""
+    conn.settimeout(None)
+    conn.sendall(info_line() + b"PONG\r\n" + b"PING\r\nPONG\r\n" * 10)
+    while server.running:
+        time.sleep(0.05)
+        conn.sendall(b"PING\r\nPONG\r\n")
+
+
+def auth_violation_after_handshake(conn, server):
+    """Connects the client (INFO, PONG), then refuses it at once, and closes."""
+    if handshake(conn, server):
+        conn.sendall(b"-ERR 'Authorization Violation'\r\n")
+        time.sleep(0.05)
+
+
+def unreachable_ports(n: int, exclude: Iterable[int] = (), start: int = 1024) -> Iterator[int]:
+    """Yields n loopback ports (cycling through 1024..32767, under the ephemeral range) on
+    which nothing listens right now (per /proc/net/tcp*), skipping `exclude`."""
+    busy = set(exclude) | listening_ports()
+    port, made = start, 0
+    while made < n:
+        if port > 32767:
+            port = 1024
+        if port not in busy:
+            yield port
+            made += 1
+        port += 1
+
+
+def listening_ports() -> set[int]:
+    out: set[int] = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for ln in f:
+                    parts = ln.split()
+                    if parts[3] == "0A":   # LISTEN
+                        out.add(int(parts[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return out
+
+
+def growing_connect_urls(every: float = 0.005, per_info: int = 10, exclude: Iterable[int] = ()):
+    """Connects the client and then, every `every` seconds, sends an async INFO announcing
+    `per_info` new, unreachable 127.0.0.1 URLs (a cluster that seems to grow without end);
+    answers PINGs meanwhile."""
+    ports = unreachable_ports(10 ** 9, exclude)
+    lock = threading.Lock()
+
+    def behaviour(conn, server):
+        if not handshake(conn, server):
+            return
+        last = [time.monotonic()]
+
+        def announce():
+            now = time.monotonic()
+            while now - last[0] >= every:
+                with lock:
+                    urls = [f"127.0.0.1:{next(ports)}" for _ in range(per_info)]
+                conn.sendall(info_line(connect_urls=urls))
+                server.infos_sent += 1
+                last[0] += every
+        answer_pings(conn, server, after=announce, poll=every)
+    return behaviour
+
+
+def announces_unreachable_then_closes(count: int = 40, exclude: Iterable[int] = (), closes: int = 2):
+    """The first `closes` connections: INFO with `count` unreachable connect_urls, handshake,
+    the same INFO again (async), then close. Every later connection: a well-behaved server."""
+    urls = [f"127.0.0.1:{p}" for p in unreachable_ports(count, exclude)]
+    served = [0]
+    lock = threading.Lock()
+
+    def behaviour(conn, server):
+        with lock:
+            served[0] += 1
+            first = served[0] <= closes
+        if first:
+            # announced in the first INFO and again in an async INFO once connected
+            if handshake(conn, server, connect_urls=urls):
+                conn.sendall(info_line(connect_urls=urls))
+                server.infos_sent += 1
+                time.sleep(0.2)
+            return
+        polite(conn, server)
+    return behaviour

@@ -1,8 +1,12 @@
-// The Docker plugin endpoints, mapped onto the driver. Every call answers at once.
+// The Docker plugin endpoints, mapped onto the driver. Every call but StartLogging answers
+// at once; StartLogging (files to read, patterns to compile) runs on the server's workers.
 public struct PluginAPI: Sendable {
     let driver: PluginDriver
 
     public init(driver: PluginDriver) { self.driver = driver }
+
+    /// The requests that go to the HTTP server's worker threads.
+    public static func isSlow(_ req: HTTPRequest) -> Bool { req.path == "/LogDriver.StartLogging" }
 
     public func handle(_ req: HTTPRequest) -> HTTPReply {
         switch (req.method, req.path) {

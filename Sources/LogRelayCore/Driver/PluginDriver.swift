@@ -31,7 +31,7 @@ public final class PluginDriver: Sendable {
         self.state = state
         loop = StreamLoop(onEnded: { s in
             state.remove(file: s.file)
-            Log.info("stopped logging for container \(s.containerName)")
+            Log.info("stopped logging", container: s.containerName)
         })
         loop.start()
     }
@@ -44,7 +44,7 @@ public final class PluginDriver: Sendable {
             guard let req = try? StartLoggingRequest.parse(body) else { continue }
             switch startLogging(body, reattaching: true) {
             case .ok:
-                Log.info("re-attached to the log stream of container \(req.info.containerName)")
+                Log.info("re-attached to the log stream", container: req.info.containerName)
             case .badRequest(let m), .refused(let m):
                 Log.info("not re-attaching \(req.file): \(m)")
                 state.remove(file: req.file)
@@ -101,19 +101,19 @@ public final class PluginDriver: Sendable {
                 target = "Logentries at \(l.hostPort) (\(l.tls ? "TLS" : "plain TCP"), \(l.lineOnly ? "raw lines" : "JSON events"))"
             }
             let fd = try openFIFO(req.file)
-            if !reattaching, let failure = state.save(file: req.file, body: body) {
+            if !reattaching, let failure = state.save(req, options: options.common) {
                 FD.close(fd)
                 throw OptionError("cannot save the stream's state for re-attaching after a restart: \(failure)")
             }
             loop.add(LogStream(file: req.file, fd: fd, containerName: name, sink: attach(), partialMerge: options.common.partialMerge,
                                resynchronize: reattaching))
-            Log.info("started logging for container \(name) to \(target)")
+            Log.info("started logging to \(target)", container: name)
             return .ok
         } catch let e as OptionError {
-            Log.warn("refused StartLogging for container \(name): \(e.message)")
+            Log.warn("refused StartLogging: \(e.message)", container: name)
             return .refused("logrelay: \(e.message)")
         } catch {
-            Log.warn("refused StartLogging for container \(name): \(error)")
+            Log.warn("refused StartLogging: \(error)", container: name)
             return .refused("logrelay: \(error)")
         }
     }

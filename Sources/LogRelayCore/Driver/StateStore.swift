@@ -1,7 +1,10 @@
 // Active streams survive a plugin crash: Docker restarts the plugin but never repeats
-// StartLogging, so each stream's StartLogging body (File + Info) is kept in the state
+// StartLogging, so each stream's StartLogging request (File + Info) is kept in the state
 // dir, written atomically, and replayed when the plugin starts. A stream's file is
-// removed when the stream ends.
+// removed when the stream ends. Only what re-attaching needs is kept: the container's
+// environment is cut down to the variables its env / env-regex options select, and the
+// directory and files are readable by the plugin's user only (0700 / 0600).
+import FoundationEssentials
 import Glibc
 
 public final class StateStore: Sendable {
@@ -10,7 +13,8 @@ public final class StateStore: Sendable {
     /// `directory` nil or not writable: streams are not persisted (logged once).
     public init(directory: String?) {
         guard let dir = directory, !dir.isEmpty else { self.directory = nil; return }
-        var ok = StateStore.makeDirectories(dir)
+        // An existing directory keeps its mode otherwise (a state dir made by an older version).
+        var ok = StateStore.makeDirectories(dir) && chmod(dir, 0o700) == 0
         if ok {
             let probe = dir + "/.probe"
             let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -20,11 +24,25 @@ public final class StateStore: Sendable {
         self.directory = ok ? dir : nil
     }
 
-    /// Saves the StartLogging body of a stream (atomic: temp file, fsync, rename). Returns
-    /// why it failed, nil when saved (or when streams are not persisted at all).
-    public func save(file: String, body: [UInt8]) -> String? {
+    /// Saves what re-attaching to a stream needs (atomic: temp file, fsync, rename): the
+    /// request with only the env variables that `options` copy into events. Returns why it
+    /// failed, nil when saved (or when streams are not persisted at all).
+    public func save(_ request: StartLoggingRequest, options: CommonOptions) -> String? {
         guard directory != nil else { return nil }
+        let file = request.file
         guard let path = path(for: file) else { return "the stream's file name \(file.debugDescription) cannot name a state file" }
+        struct Saved: Encodable { var File: String; var Info: ContainerInfo }
+        var info = request.info
+        // The options were validated before this is called, so the regex compiles.
+        let regex = options.envRegex.flatMap { try? LogOptions.compileRegex($0, key: "env-regex") }
+        info.containerEnv = info.containerEnv.filter { entry in
+            let name = String(entry.prefix { $0 != "=" })
+            return entry.contains("=") && (options.env.contains(name) || regex?.matches(name) == true)
+        }
+        let body: [UInt8]
+        do { body = Array(try JSONEncoder().encode(Saved(File: file, Info: info))) } catch {
+            return "cannot encode the stream's state: \(error)"
+        }
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return "\(SystemError("open \(tmp)"))" }

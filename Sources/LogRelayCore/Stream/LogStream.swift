@@ -64,7 +64,7 @@ final class StreamReader {
         }
         if decoder.corruptFrames != corruptBefore {
             stream.addCorruptFrames(decoder.corruptFrames - corruptBefore)
-            Log.warn("stream \(name): discarded \(decoder.corruptFrames - corruptBefore) corrupt frame(s)")
+            Log.warn("discarded \(decoder.corruptFrames - corruptBefore) corrupt frame(s)", container: name)
         }
         deliver(lines: lines, lineBytes: lineBytes, scratch: &scratch)
     }
@@ -93,7 +93,7 @@ final class StreamReader {
             let limit = sink.buffer.limit
             let total = sink.buffer.counters.droppedLines
             dropLog.attempt { _ in
-                Log.warn("container \(name): buffer full (\(limit) bytes), dropped \(total) line(s) so far")
+                Log.warn("buffer full (\(limit) bytes), dropped \(total) line(s) so far", container: name)
             }
         }
     }

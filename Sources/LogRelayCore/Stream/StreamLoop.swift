@@ -93,7 +93,7 @@ public final class StreamLoop: Sendable {
                 }
                 let r: IOResult
                 do { r = try FD.read(s.fd, into: buffer) } catch {
-                    Log.error("stream \(s.name): \(error)")
+                    Log.error("reading the log stream: \(error)", container: s.name)
                     return false
                 }
                 switch r {
@@ -146,7 +146,7 @@ public final class StreamLoop: Sendable {
             if !paused.isEmpty {
                 for s in paused where !s.mustPause {
                     if s.stream.sink.buffer.isFull && s.stream.sink.buffer.policy != .block {
-                        Log.debug("stream \(s.name): sink made no progress for \(EventBuffer.stallNanos / 1_000_000) ms; reading on, the buffer-full policy applies")
+                        Log.debug("sink made no progress for \(EventBuffer.stallNanos / 1_000_000) ms; reading on, the buffer-full policy applies", container: s.name)
                     }
                     s.paused = false
                     paused.removeAll { $0 === s }
@@ -160,7 +160,7 @@ public final class StreamLoop: Sendable {
                 for s in Array(byFD.values) {
                     s.flushPartials(olderThan: now - StreamLoop.staleNs, scratch: &scratch)
                     if let t = s.stopRequestedAt, now - t > StreamLoop.stopGraceNs {
-                        Log.warn("stream \(s.name): no EOF \(StreamLoop.stopGraceNs / 1_000_000_000) s after StopLogging; closing it")
+                        Log.warn("no EOF \(StreamLoop.stopGraceNs / 1_000_000_000) s after StopLogging; closing the stream", container: s.name)
                         _ = drain(s)
                         end(s)
                     }

@@ -1,6 +1,7 @@
-// The plugin's own log: plain lines on stderr, which dockerd copies into its log
-// with the plugin's id. Never pass a secret to it.
-import Glibc
+// The plugin's own log: one logfmt line per message (`level=warn msg="…" container="…"`),
+// on stderr for errors and warnings and stdout otherwise; dockerd copies both into its log
+// with the plugin's id. Values are quoted and escaped, so a container name or a server's
+// error text cannot break a parser or start a line of its own. Never pass a secret to it.
 import Synchronization
 
 public enum LogLevel: Int, Sendable, Comparable {
@@ -35,27 +36,51 @@ public enum Log {
     public static func setLevel(_ l: LogLevel) { level.store(l.rawValue, ordering: .relaxed) }
     public static func enabled(_ l: LogLevel) -> Bool { l.rawValue <= level.load(ordering: .relaxed) }
 
-    public static func error(_ message: @autoclosure () -> String) { write(.error, message) }
-    public static func warn(_ message: @autoclosure () -> String) { write(.warn, message) }
-    public static func info(_ message: @autoclosure () -> String) { write(.info, message) }
-    public static func debug(_ message: @autoclosure () -> String) { write(.debug, message) }
+    /// `container` names the container the message is about (a `container=` field).
+    public static func error(_ message: @autoclosure () -> String, container: String? = nil) { write(.error, message, container) }
+    public static func warn(_ message: @autoclosure () -> String, container: String? = nil) { write(.warn, message, container) }
+    public static func info(_ message: @autoclosure () -> String, container: String? = nil) { write(.info, message, container) }
+    public static func debug(_ message: @autoclosure () -> String, container: String? = nil) { write(.debug, message, container) }
 
-    private static func write(_ l: LogLevel, _ message: () -> String) {
+    private static func write(_ l: LogLevel, _ message: () -> String, _ container: String?) {
         guard enabled(l) else { return }
-        let line = "level=\(l.label) msg=\"\(message())\"\n"
+        var line = "level=\(l.label) msg="
+        appendQuoted(message(), to: &line)
+        if let container {
+            line += " container="
+            appendQuoted(container, to: &line)
+        }
+        line += "\n"
         // dockerd logs a plugin's stderr at error level and its stdout at info level.
         let fd: Int32 = l <= .warn ? 2 : 1
         writeLock.withLock { _ in
-            var bytes = Array(line.utf8)
-            bytes.withUnsafeMutableBytes { p in
-                var off = 0
-                while off < p.count {
-                    let n = Glibc.write(fd, p.baseAddress! + off, p.count - off)
-                    if n < 0 { if errno == EINTR { continue }; return }
-                    off += n
+            let bytes = Array(line.utf8)
+            _ = bytes.withUnsafeBytes { FD.writeAll(fd, $0) }
+        }
+    }
+
+    /// A logfmt value: in double quotes, with `"` and `\` escaped and control characters
+    /// written as escapes (\n, \uXXXX), so the value stays on its line.
+    static func appendQuoted(_ value: String, to out: inout String) {
+        out += "\""
+        for u in value.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                // C0 and C1 controls and the Unicode line separators: readers that split lines on them still see one line.
+                if u.value < 0x20 || (0x7F...0x9F).contains(u.value) || u.value == 0x2028 || u.value == 0x2029 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
                 }
             }
         }
+        out += "\""
     }
 }
 

@@ -1,8 +1,10 @@
 // TLS file options are host paths, as users write them in `docker run`. Inside the
-// managed plugin the host's files are visible read-only under a mount (config.json's
-// "hostfs", at /host); the operator may narrow its source with
-// `docker plugin set ALIAS hostfs.source=/etc/ssl`, so a host path is found under the
-// mount by removing the mount's source prefix (read from /proc/self/mountinfo).
+// managed plugin one host directory is visible, read-only and without its submounts, under a
+// mount (config.json's "hostfs": /etc/logrelay on the host, at /host in the plugin); the
+// operator may point it elsewhere with `docker plugin set ALIAS hostfs.source=DIR`. A host
+// path under that directory is read under the mount (its source prefix, read from
+// /proc/self/mountinfo, replaced by the mount point); any other path fails StartLogging with
+// a message naming the directory and the setting.
 // Outside a plugin (LOGRELAY_HOST_ROOT unset) paths are used as given.
 import Glibc
 
@@ -31,11 +33,15 @@ public struct HostPaths: Sendable {
             throw OptionError("\(option) must be an absolute path on the Docker host, not \(hostPath.debugDescription)")
         }
         guard let mount = mountPoint else { return hostPath }
+        // "dir/../x" would leave the shared directory by name (and land in the plugin's own files).
+        guard !hostPath.split(separator: "/").contains("..") else {
+            throw OptionError("\(option) \(hostPath.debugDescription) must not contain \"..\"")
+        }
         if source == "/" { return mount + hostPath }
         let prefix = source.hasSuffix("/") ? String(source.dropLast()) : source
         if hostPath == prefix { return mount }
         guard hostPath.hasPrefix(prefix + "/") else {
-            throw OptionError("\(option) \(hostPath.debugDescription) is outside \(prefix), the only host directory shared with the plugin (docker plugin set ALIAS hostfs.source=DIR)")
+            throw OptionError("\(option) \(hostPath.debugDescription) is outside \(prefix), the only host directory the plugin can read: put the file under \(prefix), or change the directory with docker plugin set ALIAS hostfs.source=DIR (while the plugin is disabled)")
         }
         return mount + hostPath.dropFirst(prefix.count)
     }

@@ -51,7 +51,15 @@ public final class TLSContext: @unchecked Sendable {
     let ctx: OpaquePointer
     public let config: TLSConfig
 
-    /// Loads the CA, certificate and key now, so a bad file fails StartLogging, not a later connect.
+    /// The most a CA, certificate or key file may hold (a CA bundle is ~200 KiB).
+    public static let maxFileBytes = 1 << 20
+    /// How long reading one file may take (it is a regular file: this only bounds a slow disk).
+    public static let fileDeadlineNs: Int64 = 5_000_000_000
+
+    /// Loads the CA, certificate and key now, so a bad file fails StartLogging, not a later
+    /// connect. Each file is read into memory by `Files.readRegularFile` (never a FIFO or a
+    /// device, never more than `maxFileBytes`), and OpenSSL parses the bytes, so nothing here
+    /// can block on a path a container chose.
     public init(_ config: TLSConfig) throws(TLSError) {
         self.config = config
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw TLSError.fromQueue("SSL_CTX_new") }
@@ -63,23 +71,34 @@ public final class TLSContext: @unchecked Sendable {
         } else {
             SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
             if let ca = config.caFile {
-                try TLSContext.checkReadable(ca, what: config.labels.ca)
-                if SSL_CTX_load_verify_locations(ctx, ca, nil) != 1 {
-                    throw TLSError.fromQueue("\(config.labels.ca): not a PEM CA certificate")
+                let certs = try TLSContext.certificates(in: TLSContext.read(ca, what: config.labels.ca), what: config.labels.ca, kind: "CA certificate")
+                let store = SSL_CTX_get_cert_store(ctx)
+                for x in certs {
+                    defer { X509_free(x) }
+                    // OpenSSL 1.1.1+ accepts the same CA twice in one bundle.
+                    if X509_STORE_add_cert(store, x) != 1 {
+                        throw TLSError.fromQueue("\(config.labels.ca): cannot use the CA certificate")
+                    }
                 }
             } else if SSL_CTX_set_default_verify_paths(ctx) != 1 {
                 throw TLSError.fromQueue("cannot load the system CA certificates")
             }
         }
         if let cert = config.certFile {
-            try TLSContext.checkReadable(cert, what: config.labels.cert)
-            if SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 {
-                throw TLSError.fromQueue("\(config.labels.cert): not a PEM certificate")
+            let chain = try TLSContext.certificates(in: TLSContext.read(cert, what: config.labels.cert), what: config.labels.cert, kind: "certificate")
+            defer { chain.forEach { X509_free($0) } }
+            if SSL_CTX_use_certificate(ctx, chain[0]) != 1 {
+                throw TLSError.fromQueue("\(config.labels.cert): cannot use the certificate")
             }
-            let key = config.keyFile ?? cert
-            try TLSContext.checkReadable(key, what: config.labels.key)
-            if SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 {
-                throw TLSError.fromQueue("\(config.labels.key): not a PEM private key")
+            // The intermediates that follow the leaf (SSL_CTX_add1_chain_cert is a macro).
+            for x in chain.dropFirst() where SSL_CTX_ctrl(ctx, SSL_CTRL_CHAIN_CERT, 1, UnsafeMutableRawPointer(x)) != 1 {
+                throw TLSError.fromQueue("\(config.labels.cert): cannot use a chain certificate")
+            }
+            let keyPEM = try TLSContext.read(config.keyFile ?? cert, what: config.keyFile == nil ? config.labels.cert : config.labels.key)
+            let key = try TLSContext.privateKey(in: keyPEM, what: config.labels.key)
+            defer { EVP_PKEY_free(key) }
+            if SSL_CTX_use_PrivateKey(ctx, key) != 1 {
+                throw TLSError.fromQueue("\(config.labels.key): cannot use the private key")
             }
             if SSL_CTX_check_private_key(ctx) != 1 {
                 throw TLSError.fromQueue("\(config.labels.key) does not match \(config.labels.cert)")
@@ -92,10 +111,46 @@ public final class TLSContext: @unchecked Sendable {
 
     deinit { SSL_CTX_free(ctx) }
 
-    private static func checkReadable(_ path: String, what: String) throws(TLSError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw TLSError("\(what): cannot read the file: \(String(cString: strerror(errno)))") }
-        close(fd)
+    private static func read(_ path: String, what: String) throws(TLSError) -> [UInt8] {
+        do {
+            return try Files.readRegularFile(path: path, maxBytes: maxFileBytes, deadline: Clock.monotonicNanos() + fileDeadlineNs)
+        } catch {
+            throw TLSError("\(what): cannot read the file: \(error)")
+        }
+    }
+
+    /// Every PEM certificate in `pem`, in order (at least one). The caller frees them.
+    private static func certificates(in pem: [UInt8], what: String, kind: String) throws(TLSError) -> [OpaquePointer] {
+        var certs: [OpaquePointer] = []
+        let parsed = pem.withUnsafeBytes { p -> Bool in
+            guard let bio = BIO_new_mem_buf(p.baseAddress, Int32(p.count)) else { return false }
+            defer { BIO_free(bio) }
+            ERR_clear_error()
+            while let x = PEM_read_bio_X509(bio, nil, { _, _, _, _ in 0 }, nil) { certs.append(x) }
+            // The loop ends with "no start line" at the end of the data: only an error before
+            // any certificate, or in the middle of one, is a bad file.
+            let e = ERR_peek_last_error()
+            if ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE { ERR_clear_error(); return true }
+            return e == 0
+        }
+        if !parsed || certs.isEmpty {
+            certs.forEach { X509_free($0) }
+            throw TLSError.fromQueue("\(what): not a PEM \(kind)")
+        }
+        return certs
+    }
+
+    /// The first PEM private key in `pem`; encrypted keys are refused (no passphrase prompt).
+    private static func privateKey(in pem: [UInt8], what: String) throws(TLSError) -> OpaquePointer {
+        let key = pem.withUnsafeBytes { p -> OpaquePointer? in
+            guard let bio = BIO_new_mem_buf(p.baseAddress, Int32(p.count)) else { return nil }
+            defer { BIO_free(bio) }
+            ERR_clear_error()
+            // OpenSSL's default passphrase callback reads the terminal; this one answers "none".
+            return PEM_read_bio_PrivateKey(bio, nil, { _, _, _, _ in 0 }, nil)
+        }
+        guard let key else { throw TLSError.fromQueue("\(what): not a PEM private key (or an encrypted one)") }
+        return key
     }
 }
 

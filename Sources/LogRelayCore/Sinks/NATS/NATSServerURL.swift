@@ -35,7 +35,9 @@ public struct NATSServerURL: Hashable, Sendable, CustomStringConvertible {
         if let r = rest.firstRange(of: "://") {
             let name = rest[..<r.lowerBound].lowercased()
             guard let s = Scheme(rawValue: name) else {
-                throw OptionError("unsupported scheme \(OptionError.quote(name)) in NATS server URL \(shown) (use nats:// or tls://)")
+                // A "scheme" that is not a word may be credentials written before it.
+                let word = !name.isEmpty && name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2B || $0 == 0x2D || $0 == 0x2E }
+                throw OptionError("unsupported scheme \(word ? OptionError.quote(name) : "(not a scheme name)") in NATS server URL \(word ? shown : "\"***\"") (use nats:// or tls://)")
             }
             scheme = s
             rest = rest[r.upperBound...]
@@ -96,14 +98,27 @@ public struct NATSServerURL: Hashable, Sendable, CustomStringConvertible {
         return s + hostPort
     }
 
-    /// Replaces any userinfo of a raw URL string with "***" (for messages about unparseable input).
+    /// A raw URL string as messages may show it: any userinfo becomes "***@", and without
+    /// an "@" anything after a colon that is not a port number becomes "***" (that is where a
+    /// password lands in "nats://dave:SECRET", or in the first half of a password that holds
+    /// a comma, "nats://carol:S3cret,P@host", which nats-servers splits).
     static func redact(_ raw: String) -> String {
-        guard let at = raw.lastIndex(of: "@") else { return raw }
-        let afterAt = raw[raw.index(after: at)...]
-        if let r = raw.firstRange(of: "://"), r.upperBound <= at {
-            return raw[..<r.upperBound] + "***@" + afterAt
+        if let at = raw.lastIndex(of: "@") {
+            let afterAt = raw[raw.index(after: at)...]
+            if let r = raw.firstRange(of: "://"), r.upperBound <= at {
+                return raw[..<r.upperBound] + "***@" + afterAt
+            }
+            return "***@" + afterAt
         }
-        return "***@" + afterAt
+        var start = raw.startIndex
+        if let r = raw.firstRange(of: "://") { start = r.upperBound }
+        let end = raw[start...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? raw.endIndex
+        var hostEnd = start
+        if raw[start...].hasPrefix("["), let close = raw[start..<end].firstIndex(of: "]") { hostEnd = raw.index(after: close) }
+        guard let colon = raw[hostEnd..<end].firstIndex(of: ":") else { return raw }
+        let port = raw[raw.index(after: colon)..<end]
+        if !port.isEmpty && port.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { return raw }
+        return raw[...colon] + "***" + raw[end...]
     }
 
     static func percentDecode(_ s: Substring) -> String? {
