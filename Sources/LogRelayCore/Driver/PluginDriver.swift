@@ -101,12 +101,13 @@ public final class PluginDriver: Sendable {
                 target = "Logentries at \(l.hostPort) (\(l.tls ? "TLS" : "plain TCP"), \(l.lineOnly ? "raw lines" : "JSON events"))"
             }
             let fd = try openFIFO(req.file)
-            if !reattaching, let failure = state.save(req, options: options.common) {
+            if !reattaching, let failure = state.save(file: req.file, body: body) {
                 FD.close(fd)
                 throw OptionError("cannot save the stream's state for re-attaching after a restart: \(failure)")
             }
-            loop.add(LogStream(file: req.file, fd: fd, containerName: name, sink: attach(), partialMerge: options.common.partialMerge,
-                               resynchronize: reattaching))
+            loop.add(LogStream(file: req.file, fd: fd, containerName: name, containerID: String(info.containerID.prefix(12)),
+                               driver: options.driver.rawValue, sink: attach(), partialMerge: options.common.partialMerge,
+                               multiline: options.common.multiline, resynchronize: reattaching))
             Log.info("started logging to \(target)", container: name)
             return .ok
         } catch let e as OptionError {

@@ -62,10 +62,12 @@ public struct CommonOptions: Sendable {
     public var bufferSize: Int
     public var bufferFull: BufferFullPolicy
     public var partialMerge: Bool
+    /// nil: every line is its own event.
+    public var multiline: MultilineOptions?
 
     public init(tag: TagTemplate = .defaultTag, labels: [String] = [], labelsRegex: String? = nil,
                 env: [String] = [], envRegex: String? = nil, bufferSize: Int = LogOptions.defaultBufferSize,
-                bufferFull: BufferFullPolicy = .dropOldest, partialMerge: Bool = true) {
+                bufferFull: BufferFullPolicy = .dropOldest, partialMerge: Bool = true, multiline: MultilineOptions? = nil) {
         self.tag = tag
         self.labels = labels
         self.labelsRegex = labelsRegex
@@ -74,6 +76,29 @@ public struct CommonOptions: Sendable {
         self.bufferSize = bufferSize
         self.bufferFull = bufferFull
         self.partialMerge = partialMerge
+        self.multiline = multiline
+    }
+}
+
+/// multiline-pattern / multiline-datetime-format and their limits.
+public struct MultilineOptions: Sendable {
+    /// A line that matches starts a new event.
+    public var start: LinearRegex
+    public var maxEventBytes: Int
+    /// The last event of a source is sent once no line was added to it for this long.
+    public var flushIntervalNs: Int64
+
+    public static let defaultMaxEventBytes = 256 << 10
+    public static let defaultFlushIntervalNs: Int64 = 2_000_000_000
+    /// The pattern is matched against every line on the stream thread, and matching time
+    /// grows with program size: smaller limits than labels-regex's.
+    public static let maxPatternBytes = 1024
+    public static let maxInstructions = 2000
+
+    public init(start: LinearRegex, maxEventBytes: Int = defaultMaxEventBytes, flushIntervalNs: Int64 = defaultFlushIntervalNs) {
+        self.start = start
+        self.maxEventBytes = maxEventBytes
+        self.flushIntervalNs = flushIntervalNs
     }
 }
 
@@ -177,7 +202,8 @@ public struct LogOptions: Sendable {
     // MARK: key names
 
     static let commonKeys = ["tag", "labels", "labels-regex", "env", "env-regex",
-                             "buffer-size", "buffer-full", "partial-merge"]
+                             "buffer-size", "buffer-full", "partial-merge", "multiline-pattern",
+                             "multiline-datetime-format", "multiline-flush-interval", "multiline-max-bytes"]
     static let natsKeys = ["nats-servers", "nats-subject", "nats-max-reconnect", "nats-user", "nats-pass",
                            "nats-token", "nats-tls-ca-cert", "nats-tls-cert", "nats-tls-key", "nats-tls-skip-verify"]
     static let logentriesKeys = ["logentries-token", "line-only", "logentries-address", "logentries-region",
@@ -239,7 +265,59 @@ public struct LogOptions: Sendable {
             c.bufferFull = p
         }
         if let v = r["partial-merge"] { c.partialMerge = try parseBool(v, key: "partial-merge") }
+        c.multiline = try parseMultiline(r, bufferSize: c.bufferSize)
         return c
+    }
+
+    static func parseMultiline(_ r: Reader, bufferSize: Int) throws(OptionError) -> MultilineOptions? {
+        let pattern = r["multiline-pattern"], format = r["multiline-datetime-format"]
+        if pattern != nil && format != nil {
+            throw OptionError("multiline-pattern and multiline-datetime-format both say where an event starts: set only one of them")
+        }
+        let start: LinearRegex
+        if let v = pattern {
+            start = try compileMultiline(v, key: "multiline-pattern", shown: v)
+        } else if let v = format {
+            do throws(OptionError) {
+                start = try compileMultiline(try MultilineGrouper.startPattern(datetimeFormat: v), key: "multiline-datetime-format", shown: v)
+            } catch {
+                throw OptionError("invalid multiline-datetime-format \(OptionError.quote(v)): \(error.message)")
+            }
+        } else {
+            for key in ["multiline-flush-interval", "multiline-max-bytes"] where r[key] != nil {
+                throw OptionError("\(key) needs multiline-pattern or multiline-datetime-format")
+            }
+            return nil
+        }
+        var m = MultilineOptions(start: start, maxEventBytes: min(MultilineOptions.defaultMaxEventBytes, bufferSize))
+        if let v = r["multiline-max-bytes"] {
+            guard let n = parseSize(v), n >= 1024 else {
+                throw OptionError("invalid multiline-max-bytes \(OptionError.quote(v)): expected a size of at least 1k, like 256k")
+            }
+            guard n <= bufferSize else {
+                throw OptionError("multiline-max-bytes \(OptionError.quote(v)) is larger than buffer-size (\(bufferSize) bytes): an event must fit in the buffer")
+            }
+            m.maxEventBytes = n
+        }
+        if let v = r["multiline-flush-interval"] {
+            guard let ns = parseDuration(v), ns >= 100_000_000, ns <= 600_000_000_000 else {
+                throw OptionError("invalid multiline-flush-interval \(OptionError.quote(v)): expected a duration from 100ms to 10m, like 2s")
+            }
+            m.flushIntervalNs = ns
+        }
+        return m
+    }
+
+    /// Compiles a start pattern within the per-line limits. `shown` is what the user wrote.
+    static func compileMultiline(_ pattern: String, key: String, shown: String) throws(OptionError) -> LinearRegex {
+        if pattern.utf8.count > MultilineOptions.maxPatternBytes {
+            throw OptionError("\(key) is \(pattern.utf8.count) bytes long; the limit is \(MultilineOptions.maxPatternBytes)")
+        }
+        let re = try compileRegex(pattern, key: key)
+        if re.program.insts.count > MultilineOptions.maxInstructions {
+            throw OptionError("\(key) \(OptionError.quote(shown)) compiles to \(re.program.insts.count) instructions; the limit is \(MultilineOptions.maxInstructions) (it is matched against every line)")
+        }
+        return re
     }
 
     static func parseNATS(_ r: Reader) throws(OptionError) -> NATSOptions {
@@ -395,6 +473,27 @@ public struct LogOptions: Sendable {
             total = sum
         }
         return total > 0 ? total : nil
+    }
+
+    /// A Go-style duration of one unit: "500ms", "2s", "1.5s", "1m". nil for anything else.
+    static func parseDuration(_ text: String) -> Int64? {
+        let s = Substring(text)
+        let number = s.prefix { ($0 >= "0" && $0 <= "9") || $0 == "." }
+        let scale: Double
+        switch s.dropFirst(number.count) {
+        case "ms": scale = 1e6
+        case "s": scale = 1e9
+        case "m": scale = 60e9
+        default: return nil
+        }
+        guard let v = Double(number), v.isFinite, v * scale < 1e18 else { return nil }
+        return Int64(v * scale)
+    }
+
+    /// What nats-server accepts as a stream name (printable, no whitespace, no subject or path separators).
+    static func isStreamName(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        return !b.isEmpty && b.count <= 255 && b.allSatisfy { $0 > 0x20 && $0 < 0x7F && !"./\\*>".utf8.contains($0) }
     }
 
     /// 8-4-4-4-12 hex digits, any case (what Rapid7's own clients check before sending).

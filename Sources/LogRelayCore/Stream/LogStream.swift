@@ -1,5 +1,5 @@
-// One container's log stream: FIFO bytes → frames → (re)joined lines → the sink's
-// buffer (the sink encodes them when it sends). `LogStream` is what other threads may see
+// One container's log stream: FIFO bytes → frames → (re)joined lines → multi-line events
+// (when the container asks for them) → the sink's buffer (the sink encodes them when it sends). `LogStream` is what other threads may see
 // (names, the sink, counters); `StreamReader` is the decoding state, owned by the
 // StreamLoop thread alone. Nothing here blocks.
 import Synchronization
@@ -7,19 +7,27 @@ import Synchronization
 public final class LogStream: Sendable {
     public let file: String
     public let containerName: String
+    public let containerID: String
+    /// "nats" or "logentries": a label of the stream's metrics.
+    public let driver: String
     let fd: Int32
     let sink: StreamSink
     let partialMerge: Bool
+    let multiline: MultilineOptions?
     /// Re-attached after a crash: the previous process may have stopped mid-frame.
     let resynchronize: Bool
     private let corrupt = Atomic<Int>(0)
 
-    public init(file: String, fd: Int32, containerName: String, sink: StreamSink, partialMerge: Bool, resynchronize: Bool = false) {
+    public init(file: String, fd: Int32, containerName: String, containerID: String = "", driver: String = "",
+                sink: StreamSink, partialMerge: Bool, multiline: MultilineOptions? = nil, resynchronize: Bool = false) {
         self.file = file
         self.fd = fd
         self.containerName = containerName
+        self.containerID = containerID
+        self.driver = driver
         self.sink = sink
         self.partialMerge = partialMerge
+        self.multiline = multiline
         self.resynchronize = resynchronize
     }
 
@@ -35,6 +43,7 @@ final class StreamReader {
     let stream: LogStream
     private var decoder = FrameDecoder()
     private var merger: PartialMerger
+    private var grouper: MultilineGrouper?
     private let dropLog = RateLimitedLog()
     /// Set by StopLogging (through the loop's inbox).
     var stopRequestedAt: Int64? = nil
@@ -43,6 +52,7 @@ final class StreamReader {
     init(_ stream: LogStream) {
         self.stream = stream
         merger = PartialMerger(enabled: stream.partialMerge)
+        grouper = stream.multiline.map { MultilineGrouper(start: $0.start, maxEventBytes: $0.maxEventBytes) }
         if stream.resynchronize { decoder.resynchronize() }
     }
 
@@ -57,9 +67,11 @@ final class StreamReader {
         let corruptBefore = decoder.corruptFrames
         decoder.feed(chunk) { entry in
             merger.add(entry, now: now) { line, source, time, partial in
-                LineRecord.append(line: line, source: source, timeNano: time, partial: partial, to: &scratch)
-                lines += 1
-                lineBytes += line.count
+                group(line, source, time, partial, now: now) { line, source, time, partial in
+                    LineRecord.append(line: line, source: source, timeNano: time, partial: partial, to: &scratch)
+                    lines += 1
+                    lineBytes += line.count
+                }
             }
         }
         if decoder.corruptFrames != corruptBefore {
@@ -69,17 +81,42 @@ final class StreamReader {
         deliver(lines: lines, lineBytes: lineBytes, scratch: &scratch)
     }
 
-    /// Emits partial lines that stopped growing (or all of them at EOF).
-    func flushPartials(olderThan: Int64, scratch: inout [UInt8]) {
-        guard merger.pendingBytes > 0 else { return }
+    /// Emits partial lines and multi-line events that stopped growing.
+    func flushStale(now: Int64, scratch: inout [UInt8]) {
+        flush(partialsOlderThan: now - StreamLoop.staleNs,
+              eventsOlderThan: now - (stream.multiline?.flushIntervalNs ?? 0), now: now, scratch: &scratch)
+    }
+
+    /// Emits everything held (EOF, StopLogging).
+    func flushAll(scratch: inout [UInt8]) {
+        flush(partialsOlderThan: .max, eventsOlderThan: .max, now: Clock.monotonicNanos(), scratch: &scratch)
+    }
+
+    private func flush(partialsOlderThan: Int64, eventsOlderThan: Int64, now: Int64, scratch: inout [UInt8]) {
+        guard merger.pendingBytes > 0 || (grouper?.pendingBytes ?? 0) > 0 else { return }
         var lines = 0
         var lineBytes = 0
-        merger.flush(olderThan: olderThan) { line, source, time, partial in
+        func record(_ line: UnsafeRawBufferPointer, _ source: UnsafeRawBufferPointer, _ time: Int64, _ partial: Bool) {
             LineRecord.append(line: line, source: source, timeNano: time, partial: partial, to: &scratch)
             lines += 1
             lineBytes += line.count
         }
+        merger.flush(olderThan: partialsOlderThan) { line, source, time, partial in
+            group(line, source, time, partial, now: now, record)
+        }
+        grouper?.flush(olderThan: eventsOlderThan, record)
         deliver(lines: lines, lineBytes: lineBytes, scratch: &scratch)
+    }
+
+    /// Passes a line through the multiline grouper, if the stream has one.
+    @inline(__always)
+    private func group(_ line: UnsafeRawBufferPointer, _ source: UnsafeRawBufferPointer, _ time: Int64, _ partial: Bool,
+                       now: Int64, _ emit: PartialMerger.Emit) {
+        if grouper == nil {
+            emit(line, source, time, partial)
+        } else {
+            grouper!.add(line, source: source, timeNano: time, partial: partial, now: now, emit)
+        }
     }
 
     private func deliver(lines: Int, lineBytes: Int, scratch: inout [UInt8]) {

@@ -67,7 +67,7 @@ public final class StreamLoop: Sendable {
         scratch.reserveCapacity(StreamLoop.readChunk)
 
         func end(_ s: StreamReader) {
-            s.flushPartials(olderThan: .max, scratch: &scratch)
+            s.flushAll(scratch: &scratch)
             _ = logrelay_epoll_del(epfd, s.fd)
             byFD[s.fd] = nil
             paused.removeAll { $0 === s }
@@ -158,7 +158,7 @@ public final class StreamLoop: Sendable {
             if now - lastStaleCheck > 500_000_000 {
                 lastStaleCheck = now
                 for s in Array(byFD.values) {
-                    s.flushPartials(olderThan: now - StreamLoop.staleNs, scratch: &scratch)
+                    s.flushStale(now: now, scratch: &scratch)
                     if let t = s.stopRequestedAt, now - t > StreamLoop.stopGraceNs {
                         Log.warn("no EOF \(StreamLoop.stopGraceNs / 1_000_000_000) s after StopLogging; closing the stream", container: s.name)
                         _ = drain(s)
