@@ -30,7 +30,7 @@ final class EventBufferTests: XCTestCase {
         // Each "stalled" append happens well after the previous one, with no confirmation between.
         if sinkStalled { clock += 3 * EventBuffer.stallNanos }
         let now = sinkStalled ? clock : Clock.monotonicNanos()
-        return r.withUnsafeBytes { buf.append(records: $0, lines: lines.count, lineBytes: lines.count, now: now) }
+        return r.withUnsafeBytes { buf.append(records: $0, lines: lines.count, lineBytes: lines.count, now: now).dropped }
     }
 
     func testReleasesOnlyWhatWasConfirmed() {

@@ -17,20 +17,36 @@ final class StateStoreTests: XCTestCase {
 
     let fifo = "/run/docker/logging/" + String(repeating: "ab", count: 32)
 
-    func testSavedBodiesAreLoadedAgainAndRemovedWhenTheStreamEnds() {
-        let store = StateStore(directory: dir)
-        XCTAssertNil(store.save(file: fifo, body: Array(#"{"File":"x"}"#.utf8)))
-        XCTAssertNil(store.save(file: fifo + "2", body: Array("second".utf8)))
-        XCTAssertEqual(Set(StateStore(directory: dir).load()), [Array(#"{"File":"x"}"#.utf8), Array("second".utf8)])
-        store.remove(file: fifo)
-        XCTAssertEqual(store.load(), [Array("second".utf8)])
+    func request(_ file: String, env: [String] = []) -> StartLoggingRequest {
+        StartLoggingRequest(file: file, info: ContainerInfo(containerID: String(repeating: "c", count: 64), containerEnv: env))
     }
 
-    func testSavingAgainReplacesTheBodyAtomically() {
+    func loadedFiles(_ store: StateStore) -> Set<String> {
+        Set(store.load().compactMap { try? StartLoggingRequest.parse($0).file })
+    }
+
+    func testSavedRequestsAreLoadedAgainAndRemovedWhenTheStreamEnds() {
         let store = StateStore(directory: dir)
-        XCTAssertNil(store.save(file: fifo, body: Array("old".utf8)))
-        XCTAssertNil(store.save(file: fifo, body: Array("new".utf8)))
-        XCTAssertEqual(store.load(), [Array("new".utf8)])
+        XCTAssertNil(store.save(request(fifo), options: CommonOptions()))
+        XCTAssertNil(store.save(request(fifo + "2"), options: CommonOptions()))
+        XCTAssertEqual(loadedFiles(StateStore(directory: dir)), [fifo, fifo + "2"])
+        store.remove(file: fifo)
+        XCTAssertEqual(loadedFiles(store), [fifo + "2"])
+    }
+
+    func testOnlyTheSelectedEnvironmentIsKept() throws {
+        let store = StateStore(directory: dir)
+        let options = CommonOptions(env: ["KEEP"], envRegex: "^APP_")
+        XCTAssertNil(store.save(request(fifo, env: ["KEEP=1", "SECRET=hunter2", "APP_X=2", "NOVALUE"]), options: options))
+        let saved = try StartLoggingRequest.parse(XCTUnwrap(store.load().first))
+        XCTAssertEqual(saved.info.containerEnv, ["KEEP=1", "APP_X=2"])
+    }
+
+    func testSavingAgainReplacesTheStateAtomically() {
+        let store = StateStore(directory: dir)
+        XCTAssertNil(store.save(request(fifo, env: ["A=1"]), options: CommonOptions(env: ["A"])))
+        XCTAssertNil(store.save(request(fifo, env: ["A=2"]), options: CommonOptions(env: ["A"])))
+        XCTAssertEqual(store.load().compactMap { try? StartLoggingRequest.parse($0).info.containerEnv }, [["A=2"]])
         XCTAssertEqual(try FileManagerless.list(dir).filter { $0.hasSuffix(".tmp") }, [])
     }
 
@@ -38,7 +54,7 @@ final class StateStoreTests: XCTestCase {
         let store = StateStore(directory: dir)
         // The state file is named after the FIFO's id: anything but a plain id is refused.
         for file in ["/run/docker/logging/..", "/run/docker/logging/a;b", "/", "/run/" + String(repeating: "a", count: 129)] {
-            XCTAssertNotNil(store.save(file: file, body: [1]), file)
+            XCTAssertNotNil(store.save(request(file), options: CommonOptions()), file)
         }
         XCTAssertEqual(store.load(), [])
     }
@@ -46,10 +62,10 @@ final class StateStoreTests: XCTestCase {
     func testNestedDirectoriesAreMadeAndAnUnwritableDirectoryPersistsNothing() {
         let nested = StateStore(directory: dir + "/nested/deeper")
         XCTAssertNotNil(nested.directory)
-        XCTAssertNil(nested.save(file: fifo, body: [1]))
+        XCTAssertNil(nested.save(request(fifo), options: CommonOptions()))
         unlink(dir + "/nested/deeper/" + String(repeating: "ab", count: 32) + ".json")
         let none = StateStore(directory: nil)
-        XCTAssertNil(none.save(file: fifo, body: [1]), "not persisting is not a failure")
+        XCTAssertNil(none.save(request(fifo), options: CommonOptions()), "not persisting is not a failure")
         XCTAssertEqual(none.load(), [])
         XCTAssertNil(StateStore(directory: "/proc/no-such-dir").directory)
     }

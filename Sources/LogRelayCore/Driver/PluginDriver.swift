@@ -66,7 +66,7 @@ public final class PluginDriver: Sendable {
             let options = try LogOptions.parse(info.config, driver: setting)
             let tag = try options.common.tag.render(info, hostname: hostname)
             let attrs = try Attributes.extract(from: info, options: options.common)
-            let buffer = EventBuffer(limit: options.common.bufferSize, policy: options.common.bufferFull)
+            let buffer = EventBuffer(limit: options.common.bufferSize, policy: options.common.bufferFull, budget: loop.budget)
             // Everything is validated before the FIFO is opened and the stream attached.
             let attach: () -> StreamSink
             let target: String
@@ -101,7 +101,7 @@ public final class PluginDriver: Sendable {
                 target = "Logentries at \(l.hostPort) (\(l.tls ? "TLS" : "plain TCP"), \(l.lineOnly ? "raw lines" : "JSON events"))"
             }
             let fd = try openFIFO(req.file)
-            if !reattaching, let failure = state.save(file: req.file, body: body) {
+            if !reattaching, let failure = state.save(req, options: options.common) {
                 FD.close(fd)
                 throw OptionError("cannot save the stream's state for re-attaching after a restart: \(failure)")
             }

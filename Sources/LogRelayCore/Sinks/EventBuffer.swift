@@ -27,6 +27,7 @@ public final class EventBuffer: Sendable {
         var base: Int64 = 0          // absolute offset of storage[head]
         var sent: Int64 = 0          // absolute offset up to which records were handed out
         var lastProgress: Int64 = 0  // monotonic ns of the last confirmation that released bytes
+        var charged = 0              // bytes charged to the shared budget: min(live, throttleMark)
         var counters = Counters()
         var live: Int { storage.count - head }
         var end: Int64 { base + Int64(live) }
@@ -37,24 +38,49 @@ public final class EventBuffer: Sendable {
     /// While the sink keeps up, the stream pauses above this much (a little latency, little memory);
     /// the rest of `limit` is for riding out a sink that is slow or down.
     public let throttleMark: Int
+    /// Shared by all streams: what they hold below their marks.
+    public let budget: FlowBudget
     private let state = Mutex(State())
 
-    public init(limit: Int, policy: BufferFullPolicy) {
+    public init(limit: Int, policy: BufferFullPolicy, budget: FlowBudget = FlowBudget()) {
         self.limit = limit
         self.policy = policy
+        self.budget = budget
         self.throttleMark = min(limit, EventBuffer.defaultThrottleMark)
         state.withLock { $0.lastProgress = Clock.monotonicNanos() }   // a new sink gets a grace period
+    }
+
+    deinit {
+        let charged = state.withLock { $0.charged }
+        budget.charge(-charged)
+    }
+
+    /// Re-charges the budget after `live` changed; wakes the stream loop when this buffer falls
+    /// below its mark (it may be paused).
+    private func recharge(_ s: inout State) {
+        let now = min(s.live, throttleMark)
+        let resumes = s.charged >= throttleMark && now < throttleMark
+        budget.charge(now - s.charged, resumes: resumes)
+        s.charged = now
     }
 
     /// How long a full buffer may hold up reading while the sink is still confirming events.
     public static let stallNanos: Int64 = 2_000_000_000
     public static let defaultThrottleMark = 256 * 1024
 
-    /// Adds a batch of LineRecords. When the buffer is full and the
-    /// sink has stalled, applies the buffer-full policy; returns the number of lines dropped.
+    public struct Appended: Sendable, Equatable {
+        /// Lines the buffer-full policy dropped.
+        public var dropped = 0
+        /// The sink had taken everything before: it must be told (otherwise it comes back for more by itself).
+        public var wakeSink = false
+    }
+
+    /// Adds a batch of LineRecords. When the buffer is full and the sink has stalled, applies
+    /// the buffer-full policy.
     @discardableResult
-    public func append(records: UnsafeRawBufferPointer, lines: Int, lineBytes: Int, now: Int64 = Clock.monotonicNanos()) -> Int {
+    public func append(records: UnsafeRawBufferPointer, lines: Int, lineBytes: Int, now: Int64 = Clock.monotonicNanos()) -> Appended {
         state.withLock { s in
+            let wakeSink = s.sent == s.end
             s.counters.receivedLines += lines
             s.counters.receivedBytes += lineBytes
             if s.live == 0 { s.lastProgress = now }   // the sink had caught up: a new burst gets a grace period
@@ -116,7 +142,8 @@ public final class EventBuffer: Sendable {
             }
             s.counters.bufferedLines += lines - dropped
             s.counters.bufferedBytes = s.live
-            return dropped
+            recharge(&s)
+            return Appended(dropped: dropped, wakeSink: wakeSink)
         }
     }
 
@@ -127,14 +154,31 @@ public final class EventBuffer: Sendable {
 
     /// Whether the stream should stop reading for now. While the sink is still confirming
     /// events (slower than the container, not down), reading pauses above `throttleMark`, so a
-    /// burst is throttled instead of lost and memory stays small. Once the sink has made no
+    /// burst is throttled instead of lost and memory stays small; above a small share, it also
+    /// pauses while the budget shared by all streams is spent. Once the sink has made no
     /// progress for `stallNanos`, the stream reads on into the rest of the buffer and, when that
     /// is full, the policy drops, except `block`, which pauses at `limit`.
     public func shouldPause(now: Int64) -> Bool {
         state.withLock { s in
             if policy == .block && s.live >= limit { return true }
-            return s.live >= throttleMark && now - s.lastProgress < EventBuffer.stallNanos
+            guard now - s.lastProgress < EventBuffer.stallNanos else { return false }
+            return s.live >= throttleMark || (s.live >= budget.minimumShare && budget.isSpent)
         }
+    }
+
+    /// How much the stream should read next: up to its mark while the sink keeps up (so a read
+    /// never overshoots it by much), anything once the sink has stalled. At least `floor`.
+    public func readRoom(now: Int64, floor: Int, ceiling: Int) -> Int {
+        state.withLock { s in
+            guard now - s.lastProgress < EventBuffer.stallNanos else { return ceiling }
+            return min(ceiling, max(floor, throttleMark - s.live))
+        }
+    }
+
+    /// When a paused stream must look again although nothing woke it: the moment its sink
+    /// counts as stalled and the stream reads on into the outage buffer.
+    public func stallDeadline() -> Int64 {
+        state.withLock { $0.lastProgress + EventBuffer.stallNanos }
     }
 
     public var hasUnsent: Bool { state.withLock { $0.sent < $0.end } }
@@ -209,6 +253,7 @@ public final class EventBuffer: Sendable {
             if s.sent < s.base { s.sent = s.base }
             if s.head == s.storage.count { s.storage.removeAll(keepingCapacity: s.storage.capacity <= 64 * 1024); s.head = 0 }
             s.counters.bufferedBytes = s.live
+            recharge(&s)
         }
     }
 
@@ -250,6 +295,7 @@ public final class EventBuffer: Sendable {
             s.storage = []
             s.head = 0
             s.counters.bufferedBytes = 0
+            recharge(&s)
             return lines
         }
     }

@@ -48,6 +48,8 @@ final class StreamReader {
     /// Set by StopLogging (through the loop's inbox).
     var stopRequestedAt: Int64? = nil
     var paused = false
+    /// Bytes the last drain read: a backlog means "read again at once", little means "let frames pile up".
+    var lastDrainBytes = 0
 
     init(_ stream: LogStream) {
         self.stream = stream
@@ -122,10 +124,10 @@ final class StreamReader {
     private func deliver(lines: Int, lineBytes: Int, scratch: inout [UInt8]) {
         guard !scratch.isEmpty else { return }
         let sink = stream.sink
-        let dropped = scratch.withUnsafeBytes { sink.buffer.append(records: $0, lines: lines, lineBytes: lineBytes) }
+        let appended = scratch.withUnsafeBytes { sink.buffer.append(records: $0, lines: lines, lineBytes: lineBytes) }
         scratch.removeAll(keepingCapacity: true)
-        sink.notify()
-        if dropped > 0 {
+        if appended.wakeSink { sink.notify() }
+        if appended.dropped > 0 {
             let name = self.name
             let limit = sink.buffer.limit
             let total = sink.buffer.counters.droppedLines

@@ -1,6 +1,14 @@
-// The thread that drains every container FIFO: one epoll set, one read buffer,
-// large reads. A FIFO is always drained (unless its stream uses buffer-full=block
-// and its buffer is full); StopLogging only marks a stream, which ends at EOF.
+// The thread that drains every container FIFO: one epoll set, one read buffer. A FIFO is
+// always drained (unless its stream uses buffer-full=block and its buffer is full);
+// StopLogging only marks a stream, which ends at EOF.
+//
+// The daemon writes one frame per write, at its own pace: reading each frame as it comes
+// would cost a wake-up and a read per line. So a stream that became readable after a quiet
+// moment waits up to `coalesceNs` (frames pile up in the 1 MiB pipe) and is read in one round
+// with every other stream that became ready meanwhile; a stream whose last read found a
+// backlog is read at once. FIFOs are watched one-shot, re-armed after each read. A paused
+// stream is not watched at all; its buffer wakes the loop when it may read again, or the loop
+// looks again when the sink counts as stalled: no polling.
 import CSystem
 import Glibc
 import Synchronization
@@ -8,22 +16,29 @@ import Synchronization
 public final class StreamLoop: Sendable {
     private enum Command { case add(LogStream), stop(String), readAll(Int) }
 
-    private let epfd: Int32
+    private let poller = EventPoll()
     private let wakeup = Wakeup()
     private let inbox = Mutex<[Command]>([])
     private let active = Mutex<[String: LogStream]>([:])
     private let onEnded: @Sendable (LogStream) -> Void
     private let readAllDone = Atomic<Int>(0)
+    /// What every stream's buffer charges while its sink keeps up; releasing wakes this loop.
+    public let budget: FlowBudget
 
     static let readChunk = 256 * 1024
+    /// The smallest read while a buffer nears its mark (reads never overshoot it by more).
+    static let minimumRead = 16 * 1024
+    static let coalesceNs: Int64 = 2_000_000
+    /// A drain that read this much found a backlog: the stream is read again as soon as it is ready.
+    static let busyBytes = 64 * 1024
     static let staleNs: Int64 = 2_000_000_000
     /// A stopped stream whose writer never closes (leaked by the daemon) is closed after this.
     static let stopGraceNs: Int64 = 60_000_000_000
 
-    public init(onEnded: @escaping @Sendable (LogStream) -> Void) {
-        epfd = logrelay_epoll_create()
+    public init(budgetBytes: Int = FlowBudget.defaultLimitBytes, onEnded: @escaping @Sendable (LogStream) -> Void) {
         self.onEnded = onEnded
-        _ = logrelay_epoll_add(epfd, wakeup.fd)
+        budget = FlowBudget(limitBytes: budgetBytes, onRelease: wakeup)
+        poller.watch(wakeup.fd)
     }
 
     public func start() {
@@ -60,6 +75,8 @@ public final class StreamLoop: Sendable {
     private func run() {
         var byFD: [Int32: StreamReader] = [:]
         var paused: [StreamReader] = []
+        var pending: [StreamReader] = []      // ready after a quiet moment, read in the next round
+        var roundAt = Int64.max
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: StreamLoop.readChunk, alignment: 16)
         var ready = [Int32](repeating: 0, count: 64)
         var lastStaleCheck = Clock.monotonicNanos()
@@ -68,62 +85,75 @@ public final class StreamLoop: Sendable {
 
         func end(_ s: StreamReader) {
             s.flushAll(scratch: &scratch)
-            _ = logrelay_epoll_del(epfd, s.fd)
+            poller.remove(s.fd)
             byFD[s.fd] = nil
             paused.removeAll { $0 === s }
+            pending.removeAll { $0 === s }
             FD.close(s.fd)
             s.stream.sink.finish()
             active.withLock { $0[s.stream.file] = nil }
             onEnded(s.stream)
         }
 
-        func watch(_ s: StreamReader) {
-            _ = logrelay_epoll_add(epfd, s.fd)
-        }
-
-        /// Reads until the FIFO is empty (bounded per turn for fairness). Returns false at EOF.
+        /// Reads until a short read (the pipe is empty), bounded per turn for fairness, then
+        /// watches the FIFO again. Returns false at EOF.
         func drain(_ s: StreamReader) -> Bool {
             var budget = 4 * StreamLoop.readChunk
+            var total = 0
+            defer { s.lastDrainBytes = total }
             while budget > 0 {
+                let now = Clock.monotonicNanos()
                 if s.mustPause {
                     s.paused = true
-                    _ = logrelay_epoll_del(epfd, s.fd)
                     paused.append(s)
                     return true
                 }
+                let room = s.stream.sink.buffer.readRoom(now: now, floor: StreamLoop.minimumRead, ceiling: StreamLoop.readChunk)
                 let r: IOResult
-                do { r = try FD.read(s.fd, into: buffer) } catch {
+                do { r = try FD.read(s.fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<room])) } catch {
                     Log.error("reading the log stream: \(error)", container: s.name)
                     return false
                 }
-                switch r {
-                case .eof: return false
-                case .wouldBlock: return true
-                case .bytes(let n):
-                    s.consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), now: Clock.monotonicNanos(), scratch: &scratch)
-                    budget -= n
+                guard case .bytes(let n) = r else {
+                    if r == .eof { return false }
+                    break
                 }
+                s.consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), now: now, scratch: &scratch)
+                total += n
+                budget -= n
+                if n < room { break }
             }
+            poller.rearm(s.fd)
             return true
         }
 
         while true {
-            let timeout: Int32 = paused.isEmpty ? 1000 : 1
-            let n = logrelay_epoll_wait(epfd, &ready, Int32(ready.count), timeout)
-            let now = Clock.monotonicNanos()
+            // Sleep until the next round, the next stall deadline of a paused stream, or the
+            // next stale check, whichever comes first.
+            var now = Clock.monotonicNanos()
+            var wakeAt = min(roundAt, lastStaleCheck + 500_000_000)
+            for s in paused {
+                let t = s.stream.sink.buffer.stallDeadline()
+                if t > now { wakeAt = min(wakeAt, t) }
+            }
+            let timeout = Int32(clamping: max(0, (wakeAt - now + 999_999) / 1_000_000))
+            let n = poller.wait(into: &ready, timeoutMs: min(timeout, 1000))
+            now = Clock.monotonicNanos()
 
             for cmd in inbox.withLock({ let c = $0; $0.removeAll(); return c }) {
                 switch cmd {
                 case .add(let stream):
                     let s = StreamReader(stream)
                     byFD[s.fd] = s
-                    watch(s)
+                    poller.watchOnce(s.fd)
                     if !drain(s) { end(s) }
                 case .stop(let file):
                     if let s = byFD.values.first(where: { $0.stream.file == file }) {
                         s.stopRequestedAt = s.stopRequestedAt ?? now
                     }
                 case .readAll(let ticket):
+                    pending = []
+                    roundAt = .max
                     for s in Array(byFD.values) where !s.paused {
                         var open = true
                         for _ in 0..<64 where open && !s.paused { open = drain(s) }
@@ -133,16 +163,28 @@ public final class StreamLoop: Sendable {
                 }
             }
 
-            if n > 0 {
-                for i in 0..<Int(n) {
-                    let fd = ready[i]
-                    if fd == wakeup.fd { wakeup.drain(); continue }
-                    guard let s = byFD[fd] else { continue }
+            for i in 0..<n {
+                let fd = ready[i]
+                if fd == wakeup.fd { wakeup.drain(); continue }
+                guard let s = byFD[fd] else { continue }
+                if s.lastDrainBytes >= StreamLoop.busyBytes {
+                    if !drain(s) { end(s) }
+                } else {
+                    if pending.isEmpty { roundAt = now + StreamLoop.coalesceNs }
+                    pending.append(s)
+                }
+            }
+
+            if !pending.isEmpty && now >= roundAt {
+                let round = pending
+                pending = []
+                roundAt = .max
+                for s in round where byFD[s.fd] === s {
                     if !drain(s) { end(s) }
                 }
             }
 
-            // Resume blocked streams whose sink caught up.
+            // Resume paused streams that may read again (woken by a buffer, or stalled).
             if !paused.isEmpty {
                 for s in paused where !s.mustPause {
                     if s.stream.sink.buffer.isFull && s.stream.sink.buffer.policy != .block {
@@ -150,12 +192,11 @@ public final class StreamLoop: Sendable {
                     }
                     s.paused = false
                     paused.removeAll { $0 === s }
-                    watch(s)
                     if !drain(s) { end(s) }
                 }
             }
 
-            if now - lastStaleCheck > 500_000_000 {
+            if now - lastStaleCheck >= 500_000_000 {
                 lastStaleCheck = now
                 for s in Array(byFD.values) {
                     s.flushStale(now: now, scratch: &scratch)

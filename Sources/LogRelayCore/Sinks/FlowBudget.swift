@@ -1,0 +1,36 @@
+// One memory budget for every stream whose sink keeps up. Each buffer charges the part of
+// its bytes below its throttle mark (what is "in flight"; outage buffering beyond it is
+// bounded per container by buffer-size instead); once the budget is spent, streams holding
+// more than a small share pause, so memory follows what is in flight, not the number of
+// containers times a per-stream mark. Releasing bytes below the limit, or below a buffer's
+// mark, wakes the stream loop: paused streams resume on that event, never by polling.
+import Synchronization
+
+public final class FlowBudget: Sendable {
+    public let limitBytes: Int
+    /// A buffer holding less than this never pauses for the shared budget.
+    public let minimumShare: Int
+    private let used = Atomic<Int>(0)
+    private let onRelease: Wakeup?
+
+    public static let defaultLimitBytes = 4 << 20
+    public static let defaultMinimumShare = 32 * 1024
+
+    /// `onRelease`: the stream loop's wakeup (nil: nobody waits, as in unit tests).
+    public init(limitBytes: Int = FlowBudget.defaultLimitBytes, minimumShare: Int = FlowBudget.defaultMinimumShare,
+                onRelease: Wakeup? = nil) {
+        self.limitBytes = limitBytes
+        self.minimumShare = minimumShare
+        self.onRelease = onRelease
+    }
+
+    public var usedBytes: Int { used.load(ordering: .relaxed) }
+    public var isSpent: Bool { used.load(ordering: .relaxed) >= limitBytes }
+
+    /// A buffer's charge changed by `delta` bytes. `resumes`: the buffer itself fell below its mark.
+    func charge(_ delta: Int, resumes: Bool = false) {
+        guard delta != 0 || resumes else { return }
+        let after = used.add(delta, ordering: .relaxed).newValue
+        if resumes || (delta < 0 && after < limitBytes && after - delta >= limitBytes) { onRelease?.signal() }
+    }
+}
