@@ -13,6 +13,8 @@
 #                 skipped with a loud message; a run that ran no engine always fails).
 #   E2E_CHURN_CONTAINERS_EXTRA  churn test size on every engine after the first (default: as
 #                 the first, E2E_CHURN_CONTAINERS or 100).
+#   E2E_SUITE_NATS=1  each engine's tests use the nats-server of the same suite (2.10 with
+#                 trixie's 26, 2.15 with sid's 28) instead of NATS_SERVER / the one on PATH.
 #   PLUGIN_DIR    the plugin dir (make plugin-dir).
 #
 # Each engine is a private dockerd (Tests/support/dockerd.sh, DOCKERD_FORCE_PRIVATE=1) with the
@@ -66,6 +68,11 @@ for engine in $ENGINES; do
     [ "$engine" = external ] && version="(reachable engine)"
     echo
     echo "=== e2e on Docker $engine: dockerd $version, $(PATH="$env_path" command -v dockerd) ==="
+    nats=()
+    if [ "${E2E_SUITE_NATS:-0}" = 1 ] && [ "$engine" != external ] && [ -x "$(dirname "$dir")/usr/sbin/nats-server" ]; then
+        nats=(NATS_SERVER="$(dirname "$dir")/usr/sbin/nats-server")
+        echo "    (nats-server of the same suite: ${nats[0]#NATS_SERVER=})"
+    fi
     churn=()
     if [ $first = 0 ] && [ -n "${E2E_CHURN_CONTAINERS_EXTRA:-}" ]; then
         churn=(E2E_CHURN_CONTAINERS="$E2E_CHURN_CONTAINERS_EXTRA")
@@ -76,7 +83,7 @@ for engine in $ENGINES; do
     dockerd_dir="$WORK/$engine/dockerd"
     mkdir -p "$dockerd_dir"
     env PATH="$env_path" E2E_DOCKERD_DIR="$dockerd_dir" DOCKERD_FORCE_PRIVATE="$force" \
-        E2E_ENGINE="$engine" PLUGIN_DIR="${PLUGIN_DIR:-$ROOT/build/plugin}" "${churn[@]}" \
+        E2E_ENGINE="$engine" PLUGIN_DIR="${PLUGIN_DIR:-$ROOT/build/plugin}" "${nats[@]}" "${churn[@]}" \
         "$PYTHON" -m pytest "$@" --junitxml="$xml" "$ROOT/Tests/e2e"
     rc=$?
     # the suite stops the dockerd it started; make sure, by its pid file only
