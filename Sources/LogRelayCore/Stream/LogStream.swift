@@ -43,6 +43,7 @@ final class StreamReader {
     let stream: LogStream
     private var decoder = FrameDecoder()
     private var merger: PartialMerger
+    private var ordinals = LineRecord.OrdinalCounter()
     private var grouper: MultilineGrouper?
     private let dropLog = RateLimitedLog()
     /// Set by StopLogging (through the loop's inbox).
@@ -68,7 +69,8 @@ final class StreamReader {
         decoder.feed(chunk) { entry in
             merger.add(entry, now: now) { line, source, time, partial in
                 group(line, source, time, partial, now: now) { line, source, time, partial in
-                    LineRecord.append(line: line, source: source, timeNano: time, partial: partial, to: &scratch)
+                    LineRecord.append(line: line, source: source, timeNano: time, partial: partial,
+                                  ordinal: ordinals.next(source: source, timeNano: time), to: &scratch)
                     lines += 1
                     lineBytes += line.count
                 }
@@ -97,7 +99,8 @@ final class StreamReader {
         var lines = 0
         var lineBytes = 0
         func record(_ line: UnsafeRawBufferPointer, _ source: UnsafeRawBufferPointer, _ time: Int64, _ partial: Bool) {
-            LineRecord.append(line: line, source: source, timeNano: time, partial: partial, to: &scratch)
+            LineRecord.append(line: line, source: source, timeNano: time, partial: partial,
+                              ordinal: ordinals.next(source: source, timeNano: time), to: &scratch)
             lines += 1
             lineBytes += line.count
         }
