@@ -577,7 +577,7 @@ class Plugin:
             return status, {"Err": body.decode(errors="replace")}
 
     def dropped(self) -> int:
-        """Sum of logrelay_events_dropped_total (GET /metrics); -1 when unavailable."""
+        """Sum of logrelay_container_lines_dropped_total (GET /metrics); -1 when unavailable."""
         try:
             s = socket.socket(socket.AF_UNIX)
             s.settimeout(10)
@@ -592,7 +592,7 @@ class Plugin:
             s.close()
             total = 0
             for ln in data.decode(errors="replace").splitlines():
-                if ln.startswith("logrelay_events_dropped_total{"):
+                if ln.startswith("logrelay_container_lines_dropped_total{"):
                     total += int(float(ln.rsplit(" ", 1)[1]))
             return total
         except (OSError, ValueError):
