@@ -2,6 +2,9 @@
 //   logrelay --socket PATH [--driver auto|nats|logentries] [--state-dir DIR]
 // Inside the managed plugin it listens on /run/docker/plugins/logrelay.sock and is
 // PID 1, so it handles SIGTERM itself: stop accepting, flush for up to 8 s, exit 0.
+// Order matters: the socket is bound, then the sandbox is applied (System/Sandbox.swift:
+// capabilities, no_new_privs, seccomp; SANDBOX=off skips it), and only then does any other
+// thread start or any byte get read, so every thread runs sandboxed.
 import Glibc
 import LogRelayCore
 
@@ -61,18 +64,37 @@ var hostBuf = [CChar](repeating: 0, count: 256)
 gethostname(&hostBuf, 255)
 let hostname = hostBuf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 
-let driver = PluginDriver(setting: args.driver, hostname: hostname, hostPaths: HostPaths.fromEnvironment(), stateDir: args.stateDir)
-let api = PluginAPI(driver: driver)
-let server: HTTPServer
+// Up to the hard limit: each container holds a FIFO and the API must keep a spare fd.
+var files = rlimit()
+if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files) == 0 && files.rlim_cur < files.rlim_max {
+    files.rlim_cur = files.rlim_max
+    _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+}
+
+let listenFD: Int32
 do {
-    server = try HTTPServer(path: args.socket, handler: api.handle)
+    listenFD = try UnixSocket.listen(path: args.socket)
 } catch {
     Log.error("cannot listen on \(args.socket): \(error)")
     exit(1)
 }
 
-// METRICS_ADDRESS (off when empty): Prometheus text over TCP, bound before anything else
-// can change what the process may do; a bad address stops the plugin, so it is noticed.
+if Sandbox.enabledByEnvironment {
+    do { try Sandbox.apply() } catch {
+        Log.error("cannot apply the sandbox: \(error) (set SANDBOX=off to run without it)")
+        exit(1)
+    }
+    Log.info("sandbox: no capabilities, no_new_privs, not dumpable, seccomp allow-list of \(Sandbox.allowedSyscallCount) system calls")
+} else {
+    Log.warn("SANDBOX=off: running with the capabilities and system calls the engine gave")
+}
+
+let driver = PluginDriver(setting: args.driver, hostname: hostname, hostPaths: HostPaths.fromEnvironment(), stateDir: args.stateDir)
+let api = PluginAPI(driver: driver)
+let server = HTTPServer(listening: listenFD, handler: api.handle, isSlow: PluginAPI.isSlow)
+
+// METRICS_ADDRESS (off when empty): Prometheus text over TCP (inside the sandbox: a port
+// from 1024 up needs no capability); a bad address stops the plugin, so it is noticed.
 if let address = getenv("METRICS_ADDRESS").map({ String(cString: $0) }), !address.isEmpty {
     do {
         let metrics = try MetricsEndpoint.listen(address: address, driver: driver)

@@ -103,7 +103,7 @@ public final class PluginDriver: Sendable {
                 target = "Logentries at \(l.hostPort) (\(l.tls ? "TLS" : "plain TCP"), \(l.lineOnly ? "raw lines" : "JSON events"))"
             }
             let fd = try openFIFO(req.file)
-            if !reattaching, let failure = state.save(file: req.file, body: body) {
+            if !reattaching, let failure = state.save(req, options: options.common) {
                 FD.close(fd)
                 throw OptionError("cannot save the stream's state for re-attaching after a restart: \(failure)")
             }

@@ -48,6 +48,19 @@ public enum FD {
         _ = Glibc.close(fd)
     }
 
+    /// An fd held in reserve (on /dev/null): closed to make room for one accept when the
+    /// process is out of fds. -1 if even this cannot be opened.
+    public static func openSpare() -> FileDescriptor {
+        FileDescriptor(retryingEINTR { open("/dev/null", O_RDONLY | O_CLOEXEC) })
+    }
+
+    /// The soft RLIMIT_NOFILE now (it may be lowered while the process runs).
+    public static func openFileLimit() -> Int {
+        var r = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &r) == 0 else { return 1024 }
+        return r.rlim_cur > UInt64(Int32.max) ? Int(Int32.max) : Int(r.rlim_cur)
+    }
+
     /// One read. Errors other than EAGAIN are reported as `SystemError`.
     public static func read(_ fd: Int32, into p: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult {
         let n = retryingEINTR { Glibc.read(fd, p.baseAddress, p.count) }
