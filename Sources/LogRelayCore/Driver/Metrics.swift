@@ -38,7 +38,7 @@ public enum Metrics {
         perContainer("logrelay_container_bytes_rejected_total", "counter", "Bytes of the rejected lines.") { $0.c.rejectedBytes }
         perContainer("logrelay_container_lines_resent_total", "counter",
                      "Lines sent again after a connection failed before confirming them (possible duplicates).") { $0.c.resentLines }
-        perContainer("logrelay_container_buffer_bytes", "gauge", "Bytes held for the sink (the lines and 13 bytes of framing each).") { $0.c.bufferedBytes }
+        perContainer("logrelay_container_buffer_bytes", "gauge", "Bytes held for the sink (the lines and a few bytes of framing each).") { $0.c.bufferedBytes }
         perContainer("logrelay_container_buffer_lines", "gauge",
                      "Lines held for the sink (received = published + dropped + rejected + buffered).") { $0.c.bufferedLines }
         perContainer("logrelay_container_buffer_limit_bytes", "gauge", "The buffer's size (buffer-size).") { $0.limit }
