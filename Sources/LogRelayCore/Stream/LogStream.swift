@@ -1,7 +1,8 @@
 // One container's log stream: FIFO bytes → frames → (re)joined lines → multi-line events
-// (when the container asks for them) → the sink's buffer (the sink encodes them when it sends). `LogStream` is what other threads may see
-// (names, the sink, counters); `StreamReader` is the decoding state, owned by the
-// StreamLoop thread alone. Nothing here blocks.
+// (when the container asks for them) → the sink's buffer (the sink encodes them when it
+// sends). `LogStream` is what other threads may see (names, the sink, counters);
+// `StreamReader` is the decoding state, owned by the StreamLoop thread alone. Nothing here
+// blocks.
 import Synchronization
 
 public final class LogStream: Sendable {
