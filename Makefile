@@ -28,7 +28,7 @@ E2E_ENGINES ?= 20.10 26 28
 PYTEST_ARGS ?= -q -rs
 
 APT_PACKAGES ?= libssl-dev pkg-config ca-certificates nats-server docker.io containerd runc \
-                iptables tini busybox-static python3-pip docker-registry
+                iptables tini busybox-static python3-pip docker-registry prometheus
 # Debian suites whose docker.io / containerd / nats-server `make deps` extracts under
 # build/engines/SUITE (Tests/support/engines.sh; never installed system-wide)
 ENGINE_SUITES ?= trixie sid

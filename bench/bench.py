@@ -75,6 +75,9 @@ PERF_RECORD = os.environ.get("BENCH_PERF_RECORD", "")
 PERF_EVENTS = ["raw_syscalls:sys_enter", "context-switches", "task-clock"]
 BASELINE_RUNS = max(1, int(os.environ.get("BENCH_BASELINE_RUNS", "3")))
 POLL = 0.01  # seconds between sink polls (completion times are this precise)
+PACED_RATES = [int(float(x) * 1000) for x in os.environ.get("BENCH_PACED_RATES", "10,100,250").split(",") if x]
+PACED_SECONDS = float(os.environ.get("BENCH_PACED_SECONDS", "5"))
+LAT_EVERY = max(1, int(os.environ.get("BENCH_LAT_EVERY", "1")))
 
 README_MARKER = "<!-- everything below this line is rewritten by bench/bench.py -->"
 
@@ -82,8 +85,11 @@ README_MARKER = "<!-- everything below this line is rewritten by bench/bench.py 
 BUDGET_NATS_US = 1.5
 BUDGET_LE_US = 2.5
 BUDGET_RATE = 400_000
-BUDGET_IDLE_MIB = 16
-BUDGET_MANY_MIB = 48
+BUDGET_IDLE_MIB = 12
+BUDGET_MANY_MIB = 32
+BUDGET_FULL_US = 0.43     # FIFO → NATS, 1 container, per-frame, full speed (issue 14: not worse than today)
+BUDGET_PACED_US = 0.5     # every paced scenario at >= 100 k lines/s, and through a real dockerd
+BUDGET_P99_MS = 10.0      # added latency p99, every rate
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STARTED: list = []  # every subprocess / multiprocessing.Process we started
@@ -193,9 +199,11 @@ def build_loadgen() -> str:
 class Loadgen:
     """One `loadgen write` run: opens the FIFOs (O_RDWR), encodes, waits for go()."""
 
-    def __init__(self, exe: str, fifos: list[str], lines: int, size: int, mode: str):
+    def __init__(self, exe: str, fifos: list[str], lines: int, size: int, mode: str, rate: int = 0):
         args = [exe, "write", "--lines", str(lines), "--size", str(size), "--mode", mode]
-        if IO_MODE:
+        if rate:
+            args += ["--rate", str(rate), "--stamp", "1"]
+        elif IO_MODE:
             args += ["--io", IO_MODE]
         self.p = subprocess.Popen(args + fifos, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         STARTED.append(self.p)
@@ -212,8 +220,9 @@ class Loadgen:
         ln = self.p.stdout.readline().split()
         if not ln or ln[0] != "done":
             raise RuntimeError(f"loadgen failed: {ln!r}")
-        t0, t1, nbytes, writes, frames, cpu = map(int, ln[1:])
-        return {"t0": t0, "t1": t1, "bytes": nbytes, "writes": writes, "frames": frames, "cpu_us": cpu}
+        t0, t1, nbytes, writes, frames, cpu, behind = map(int, ln[1:8])
+        return {"t0": t0, "t1": t1, "bytes": nbytes, "writes": writes, "frames": frames, "cpu_us": cpu,
+                "behind_us": behind}
 
     started = False
 
@@ -315,8 +324,21 @@ def _read_until(s: socket.socket, token: bytes, buf: bytes = b"") -> bytes:
     return buf
 
 
-def _nats_sub_main(port: int, subject: str, count, target, done_ns, ready):
-    """A raw-socket subscriber: counts `MSG ` in the byte stream (no parsing, to keep up)."""
+# the write time that `loadgen write --stamp 1` puts in a line's first 19 bytes, as the event's
+# JSON shows it (digits are never escaped)
+STAMP_RE = re.compile(rb'"log":"(\d{19})')
+STAMP_LEN = 26  # len('"log":"') + 19
+
+
+def _nats_sub_main(port: int, subject: str, count, target, done_ns, ready, lat=None, lat_every: int = 1):
+    """A raw-socket subscriber: counts `MSG ` in the byte stream (no parsing, to keep up).
+
+    With `lat` (a shared array of 5 doubles): also the latency of each line, receive time
+    (CLOCK_REALTIME once per recv) − the write time in the line's first 19 bytes, found by one
+    regex scan per recv over the raw bytes (no per-message parsing); every `lat_every`-th
+    stamp is kept. When `target` messages have arrived: done_ns, then lat = [p50 ms, p99 ms,
+    max ms, samples, 1].
+    """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
@@ -325,6 +347,8 @@ def _nats_sub_main(port: int, subject: str, count, target, done_ns, ready):
               b"SUB " + subject.encode() + b" 1\r\nPING\r\n")
     _read_until(s, b"PONG\r\n")
     ready.set()
+    if lat is not None:
+        return _nats_sub_latency(s, count, target, done_ns, lat, lat_every)
     # recv_into one buffer; its first 3 bytes carry the previous read's last 3, so a `MSG `
     # split across reads is counted once
     buf = bytearray(3 + (1 << 20))
@@ -342,18 +366,55 @@ def _nats_sub_main(port: int, subject: str, count, target, done_ns, ready):
             done_ns.value = time.monotonic_ns()
 
 
+def _nats_sub_latency(s: socket.socket, count, target, done_ns, lat, every: int):
+    from array import array
+    # buf[0:carry] holds the previous read's last bytes (a stamp or `MSG ` cut by the read);
+    # every complete stamp lies before them (it needs STAMP_LEN bytes), so none is seen twice
+    buf = bytearray(64 + (1 << 20))
+    mv = memoryview(buf)
+    carry = 0
+    samples = array("q")
+    n = 0
+    while True:
+        r = s.recv_into(mv[carry:])
+        if not r:
+            return
+        now = time.time_ns()
+        end = carry + r
+        n += buf.count(b"MSG ", max(0, carry - 3), end)
+        stamps = STAMP_RE.findall(buf, 0, end)
+        if every > 1:
+            stamps = stamps[::every]
+        samples.extend([now - int(x) for x in stamps])
+        carry = min(STAMP_LEN - 1, end)
+        buf[0:carry] = buf[end - carry:end]
+        count.value = n
+        t = target.value
+        if t and n >= t and not done_ns.value:
+            done_ns.value = time.monotonic_ns()
+            v = sorted(samples)
+            if v:
+                lat[0] = v[len(v) // 2] / 1e6
+                lat[1] = v[min(len(v) - 1, (len(v) * 99) // 100)] / 1e6
+                lat[2] = v[-1] / 1e6
+            lat[3] = len(v)
+            lat[4] = 1
+
+
 class CountingSink:
     """A counter process (NATS subscriber or TLS line sink) with shared counters."""
 
-    def __init__(self, fn, *args):
+    def __init__(self, fn, *args, latency: bool = False, lat_every: int = 1):
         ctx = multiprocessing.get_context("fork")
         self.count = ctx.Value("q", 0, lock=False)
         self.target = ctx.Value("q", 0, lock=False)
         self.done_ns = ctx.Value("q", 0, lock=False)
         self.port = ctx.Value("i", 0, lock=False)
+        self.lat = ctx.Array("d", 5, lock=False) if latency else None
         self.ready = ctx.Event()
+        kw = {"lat": self.lat, "lat_every": lat_every} if latency else {}
         self.p = ctx.Process(target=fn, args=(*args, self.count, self.target, self.done_ns, self.ready),
-                             daemon=True)
+                             kwargs=kw, daemon=True)
         self.p.start()
         STARTED.append(self.p)
         if not self.ready.wait(15):
@@ -362,6 +423,12 @@ class CountingSink:
     @property
     def pid(self):
         return self.p.pid
+
+    def latency(self, timeout: float = 60) -> Optional[tuple]:
+        """(p50 ms, p99 ms, max ms, samples) once the subscriber has them, else None."""
+        if self.lat is None or not wait_until(lambda: self.lat[4] != 0, timeout, 0.01):
+            return None
+        return self.lat[0], self.lat[1], self.lat[2], int(self.lat[3])
 
     def expect(self, n: int):
         self.done_ns.value = 0
@@ -577,7 +644,7 @@ class Plugin:
             return status, {"Err": body.decode(errors="replace")}
 
     def dropped(self) -> int:
-        """Sum of logrelay_events_dropped_total (GET /metrics); -1 when unavailable."""
+        """Sum of logrelay_container_lines_dropped_total (GET /metrics); -1 when unavailable."""
         try:
             s = socket.socket(socket.AF_UNIX)
             s.settimeout(10)
@@ -592,7 +659,7 @@ class Plugin:
             s.close()
             total = 0
             for ln in data.decode(errors="replace").splitlines():
-                if ln.startswith("logrelay_events_dropped_total{"):
+                if ln.startswith("logrelay_container_lines_dropped_total{"):
                     total += int(float(ln.rsplit(" ", 1)[1]))
             return total
         except (OSError, ValueError):
@@ -625,23 +692,30 @@ class Scenario:
     k: int           # containers (FIFOs)
     size: int        # line bytes
     mode: str        # frame | batch
+    rate: int = 0    # paced: lines/s in total over the k containers (0: full speed)
 
     @property
     def id(self) -> str:
+        if self.rate:
+            return f"paced-{self.k}c-{self.rate // 1000}k"
         return f"{self.sink}-{self.k}c-{self.size}B-{self.mode}"
 
     @property
     def lines(self) -> int:
         """Lines per container."""
+        if self.rate:
+            return max(1, int(self.rate * PACED_SECONDS) // self.k)
         total = LINES_100 if self.size <= 100 else LINES_2K
         return max(1, total // self.k)
 
     @property
     def title(self) -> str:
+        ctr = "1 container" if self.k == 1 else f"{self.k} containers"
+        if self.rate:
+            return f"paced {self.rate / 1000:g} k lines/s in total, {ctr}, {self.size} B → NATS + subscriber"
         sink = {"nats": "NATS", "natssub": "NATS + subscriber", "le": "Logentries TLS"}[self.sink]
         size = "2 KiB" if self.size == 2048 else f"{self.size} B"
         mode = "per-frame" if self.mode == "frame" else "batched"
-        ctr = "1 container" if self.k == 1 else f"{self.k} containers"
         return f"FIFO → {sink}, {ctr}, {size}, {mode}"
 
 
@@ -678,6 +752,9 @@ def all_scenarios() -> list[Scenario]:
         out.append(Scenario("natssub", k, 100, "frame"))
     for k in (1, MANY):
         out.append(Scenario("le", k, 100, "frame"))
+    for k in (1, MANY):
+        for rate in PACED_RATES:
+            out.append(Scenario("natssub", k, 100, "frame", rate))
     if ONLY:
         out = [s for s in out if re.search(ONLY, s.id)]
     return out
@@ -836,9 +913,10 @@ def run_scenario(sc: Scenario, exe: str, workdir: Path, nats: Nats, pki, le_sink
     sink_pid = nats.pid
     try:
         if sc.sink == "natssub":
-            sub = CountingSink(_nats_sub_main, nats.port, "bench.>")
-        lg = Loadgen(exe, fifos, sc.lines, sc.size, sc.mode)
+            sub = CountingSink(_nats_sub_main, nats.port, "bench.>", latency=bool(sc.rate), lat_every=LAT_EVERY)
+        lg = Loadgen(exe, fifos, sc.lines, sc.size, sc.mode, sc.rate)
         n = sc.lines * sc.k
+        start_ms = []
         for k, f in enumerate(fifos):
             if sc.sink == "le":
                 cfg = {"logentries-token": str(uuid.uuid4()),
@@ -848,7 +926,9 @@ def run_scenario(sc: Scenario, exe: str, workdir: Path, nats: Nats, pki, le_sink
             else:
                 cfg = {"nats-servers": f"nats://127.0.0.1:{nats.port}", "tag": f"bench.c{k}",
                        "buffer-size": BUFFER_SIZE}
+            t_call = time.monotonic_ns()
             status, body = plugin.call("/LogDriver.StartLogging", {"File": f, "Info": info(k, cfg)})
+            start_ms.append((time.monotonic_ns() - t_call) / 1e6)
             err = body.get("Err", "") if isinstance(body, dict) else ""
             if status != 200 or err:
                 if sc.sink == "le":
@@ -869,6 +949,8 @@ def run_scenario(sc: Scenario, exe: str, workdir: Path, nats: Nats, pki, le_sink
             rec = None
         pcpu0 = cpu_split(plugin.pid)
         scpu0 = cpu_ticks(sink_pid)
+        subcpu0 = cpu_ticks(sub.pid) if sub else 0
+        load0 = loadavg()
         lg.go()
         g = lg.wait_done()
         conns = nats.plugin_connections() if sc.sink != "le" else None
@@ -898,6 +980,9 @@ def run_scenario(sc: Scenario, exe: str, workdir: Path, nats: Nats, pki, le_sink
             time.sleep(POLL)
         pcpu1 = cpu_split(plugin.pid) if plugin.p.poll() is None else pcpu0
         scpu1 = cpu_ticks(sink_pid)
+        subcpu1 = cpu_ticks(sub.pid) if sub else 0
+        load1 = loadavg()
+        lat = sub.latency() if sub is not None and sc.rate and t_done_pending(sub) else None
         pc = perf.stop() if perf else {}
         if rec:
             rec.stop()
@@ -906,7 +991,15 @@ def run_scenario(sc: Scenario, exe: str, workdir: Path, nats: Nats, pki, le_sink
         res.lines = n
         res.details = {"gen_write_s": (g["t1"] - g["t0"]) / 1e9, "gen_cpu_us": g["cpu_us"] / n,
                        "dropped": dropped, "nats_conns": conns,
-                       "sink_cpu_us": (scpu1 - scpu0) * 1e6 / CLK_TCK / n}
+                       "sink_cpu_us": (scpu1 - scpu0) * 1e6 / CLK_TCK / n,
+                       "load": f"{load0} → {load1}", "start_ms": start_ms}
+        if sub:
+            res.details["sub_cpu_us"] = (subcpu1 - subcpu0) * 1e6 / CLK_TCK / n
+        if sc.rate:
+            res.details["target_rate"] = sc.rate
+            res.details["gen_rate"] = n / ((g["t1"] - g["t0"]) / 1e9) if g["t1"] > g["t0"] else 0
+            res.details["behind_ms"] = g["behind_us"] / 1e3
+            res.details["latency"] = lat
         if pc:
             res.details["syscalls"] = pc.get("raw_syscalls:sys_enter", 0) / n
             res.details["cswitch"] = pc.get("context-switches", 0) / n
@@ -930,6 +1023,17 @@ def run_scenario(sc: Scenario, exe: str, workdir: Path, nats: Nats, pki, le_sink
             sub.stop()
         plugin.stop()
         remove_fifos(fifos)
+
+
+def t_done_pending(sub: CountingSink) -> bool:
+    return sub.done_ns.value != 0
+
+
+def loadavg() -> str:
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except OSError:
+        return "?"
 
 
 def idle_rss(workdir: Path) -> Result:
@@ -1043,13 +1147,15 @@ def main() -> int:
 
         reader: dict[tuple, Result] = {}
         for sc in scenarios:
+            if sc.rate:
+                continue  # paced: the generator's own pace is the limit
             key = (sc.k, sc.size, sc.mode, sc.lines)
             if key not in reader:
                 reader[key] = measure(f"generator → plain reader {key}", baseline_reader,
                                       exe, workdir, sc.k, sc.lines, sc.size, sc.mode)
         ingest: dict[tuple, Result] = {}
         for sc in scenarios:
-            if sc.sink in ("nats", "natssub"):
+            if sc.sink in ("nats", "natssub") and not sc.rate:
                 key = (sc.size, sc.sink == "natssub")
                 if key not in ingest:
                     ingest[key] = measure(f"nats-server ingest {key}", baseline_nats_ingest,
@@ -1072,7 +1178,7 @@ def main() -> int:
                 r = run_scenario(sc, exe, workdir, nats, pki, le_sink)
             except Exception as e:  # noqa: BLE001 — a failed scenario is a row, not a crash
                 r = Result(sc.title, size=sc.size, note=f"ERROR: {e}")
-            if r.seconds > 0:
+            if r.seconds > 0 and not sc.rate:
                 rb = reader[(sc.k, sc.size, sc.mode, sc.lines)]
                 r.fifo_ratio = r.rate / rb.rate if rb.rate > 0 else None
                 sk = ("le", sc.size) if sc.sink == "le" else (sc.size, sc.sink == "natssub")
@@ -1080,7 +1186,10 @@ def main() -> int:
                     r.sink_ratio = r.rate / ingest[sk].rate
             results[sc.id] = r
             if r.seconds > 0:
-                log(f"  {r.rate:,.0f} lines/s, {r.cpu_us:.2f} µs/line, {r.rss_mib:.1f} MiB")
+                lat = r.details.get("latency")
+                log(f"  {r.rate:,.0f} lines/s, {r.cpu_us:.2f} µs/line, {r.rss_mib:.1f} MiB"
+                    + (f", latency p50 {lat[0]:.2f} ms p99 {lat[1]:.2f} ms max {lat[2]:.1f} ms" if lat else "")
+                    + f", load {r.details.get('load')}")
             else:
                 log(f"  {r.note}")
     finally:
@@ -1096,6 +1205,7 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     took = time.monotonic() - t_start
+    docker_budget: list[str] = []
 
     # -- budget (informational) -----------------------------------------------------------------
     def get(i):
@@ -1117,6 +1227,22 @@ def main() -> int:
                       f"that is {per_core:,.0f} lines/s {mark(per_core >= BUDGET_RATE)}")
     else:
         budget.append(f"- one container, FIFO → NATS, ≥ {BUDGET_RATE:,} lines/s: n/a")
+    r = get("nats-1c-100B-frame")
+    budget.append(f"- plugin CPU per 100-byte line at full speed (FIFO → NATS, 1 container, per-frame) ≤ {BUDGET_FULL_US} µs: "
+                  + (f"{r.cpu_us:.2f} µs {mark(r.cpu_us <= BUDGET_FULL_US)}" if r else "n/a"))
+    for sc in scenarios:
+        r = get(sc.id)
+        if sc.rate and sc.rate >= 100_000:
+            budget.append(f"- plugin CPU per 100-byte line, {sc.title} ≤ {BUDGET_PACED_US} µs: "
+                          + (f"{r.cpu_us:.2f} µs {mark(r.cpu_us <= BUDGET_PACED_US)}" if r else "n/a"))
+    for sc in scenarios:
+        r = get(sc.id)
+        if sc.rate:
+            lat = r.details.get("latency") if r else None
+            budget.append(f"- latency p99 write → subscriber ≤ {BUDGET_P99_MS:g} ms, {sc.title}: "
+                          + (f"{lat[1]:.2f} ms {mark(lat[1] <= BUDGET_P99_MS)}" if lat else "n/a"))
+    for line in docker_budget:
+        budget.append(line)
     budget.append(f"- RSS idle ≤ {BUDGET_IDLE_MIB} MiB: {idle.rss_mib:.1f} MiB {mark(idle.rss_mib <= BUDGET_IDLE_MIB)}")
     many = [r for i, r in results.items() if f"-{MANY}c-" in i and r.rss_mib is not None]
     if many:
@@ -1138,8 +1264,38 @@ def main() -> int:
     out.append(HEADER)
     out.append(row(idle))
     for sc in scenarios:
-        out.append(row(results[sc.id]))
+        if not sc.rate:
+            out.append(row(results[sc.id]))
     out.append("")
+    paced = [sc for sc in scenarios if sc.rate]
+    if paced:
+        out.append("### Paced: one frame per write at a daemon's pace, latency write → subscriber")
+        out.append("")
+        out.append(f"Rates are totals over all containers (100 containers at 100 k lines/s: 1,000 lines/s each), "
+                   f"{PACED_SECONDS:g} s per scenario, 100-byte lines stamped with their write time; latency = "
+                   f"the subscriber's receive time − the write time, over "
+                   + ("every line" if LAT_EVERY == 1 else f"every {LAT_EVERY}th line") +
+                   " (loadgen → FIFO → plugin → nats-server → a Python subscriber: an upper bound on the "
+                   "plugin's added latency).")
+        out.append("")
+        out.append("| scenario | lines | target lines/s | written lines/s | delivered lines/s | CPU µs/line | "
+                   "latency p50 ms | p99 ms | max ms | peak RSS MiB | load (1 min) start → end | notes |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        for sc in paced:
+            r = results[sc.id]
+            d = r.details
+            lat = d.get("latency")
+            cpu = f"{r.cpu_us:.2f} ({r.sys_share * 100:.0f}% sys)" if r.cpu_us is not None else "–"
+            note = r.note
+            if d.get("behind_ms", 0) >= 5:
+                note = (note + "; " if note else "") + f"generator fell {d['behind_ms']:.0f} ms behind its schedule at worst"
+            cells = [r.title, fmt_int(r.lines) if r.lines else "–", fmt_int(sc.rate),
+                     fmt_int(d["gen_rate"]) if d.get("gen_rate") else "–",
+                     fmt_int(r.rate) if r.seconds > 0 else "–", cpu]
+            cells += [f"{lat[0]:.2f}", f"{lat[1]:.2f}", f"{lat[2]:.1f}"] if lat else ["–"] * 3
+            cells += [f"{r.rss_mib:.1f}" if r.rss_mib is not None else "–", d.get("load", "–"), note]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
     out.append("### Machine limits, measured in the same run")
     out.append("")
     out.append(HEADER)
@@ -1155,8 +1311,9 @@ def main() -> int:
     perf_cols = any("syscalls" in r.details for r in results.values())
     out.append("| scenario | generator write time s | generator CPU µs/line | drain after last write ms | "
                "sink CPU µs/line | lines dropped | plugin NATS connections |"
-               + (" plugin syscalls/line | plugin context switches/line |" if perf_cols else ""))
-    out.append("|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if perf_cols else ""))
+               + (" plugin syscalls/line | plugin context switches/line |" if perf_cols else "")
+               + " subscriber CPU µs/line | StartLogging ms p50 / max | load (1 min) start → end |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if perf_cols else "") + "---:|---:|---|")
     for sc in scenarios:
         r = results[sc.id]
         d = r.details
@@ -1169,6 +1326,10 @@ def main() -> int:
                     f"{d['nats_conns'] if d.get('nats_conns') is not None else '–'} |")
         if perf_cols:
             out[-1] += (f" {d['syscalls']:.3f} | {d['cswitch']:.3f} |" if "syscalls" in d else " – | – |")
+        st = sorted(d.get("start_ms") or [])
+        out[-1] += (f" {d['sub_cpu_us']:.2f} |" if "sub_cpu_us" in d else " – |")
+        out[-1] += (f" {st[len(st) // 2]:.1f} / {st[-1]:.1f} |" if st else " – |")
+        out[-1] += f" {d.get('load', '–')} |"
     report = "\n".join(out) + "\n"
     print(report)
 

@@ -2,7 +2,8 @@
  * loadgen: plays dockerd's side of K logging FIFOs at full speed (and, as `loadgen read`,
  * a plain reader that drains FIFOs, for the machine's baseline).
  *
- *   loadgen write --lines N --size S [--mode frame|batch] [--batch BYTES] [--io poll|threads] FIFO...
+ *   loadgen write --lines N --size S [--mode frame|batch] [--batch BYTES] [--io poll|threads]
+ *                 [--rate LINES_PER_SEC] [--stamp 1] FIFO...
  *   loadgen read FIFO...
  *
  * write: opens every FIFO O_RDWR like dockerd (the FIFOs already exist: the orchestrator made
@@ -13,8 +14,19 @@
  * blocking writes (--io threads, the default for one FIFO) or one epoll loop over
  * non-blocking fds (--io poll, the default for several). Then it prints
  *   done <start_ns> <end_ns> <bytes> <writes> <frames> <cpu_us>
- * (CLOCK_MONOTONIC, the generator's own user+sys CPU) and waits for another line on stdin
- * before closing its fds (dockerd closes only after StopLogging answered).
+ * (CLOCK_MONOTONIC, the generator's own user+sys CPU) plus, when paced, <max_behind_us> (how far
+ * the writer fell behind its schedule at worst), and waits for another line on stdin before
+ * closing its fds (dockerd closes only after StopLogging answered).
+ *
+ * --rate R paces the writes like a daemon that forwards lines as they come: R lines/s in
+ * total over all FIFOs (round-robin: the k-th line goes to FIFO k mod K), one frame per
+ * write() (blocking), from one thread. A token bucket on CLOCK_MONOTONIC: the writer writes
+ * every line that is due, then sleeps (clock_nanosleep, absolute) until the next one is due,
+ * at least 100 us at a time, so at rates above 10 k/s a wake-up writes several lines at once,
+ * as a busy daemon does. A writer that fell behind (descheduled) catches up at once.
+ * --stamp 1 puts the write time in each line: its first 19 bytes are CLOCK_REALTIME in ns
+ * (zero-padded decimal), written into the pre-encoded frame just before its write(); the
+ * subscriber subtracts it from its own receive time (needs --size >= 20).
  *
  * read: opens every FIFO O_RDONLY|O_NONBLOCK (the writer must already hold it), enlarges the
  * pipe to 1 MiB (as logrelay does), prints "ready", reads 1 MiB at a time with epoll until
@@ -88,7 +100,7 @@ struct stream {
     uint64_t writes;  /* write() calls that wrote something */
 };
 
-static void encode_stream(struct stream *s, int k, long lines, long size, int batch_mode, long batch) {
+static void encode_stream(struct stream *s, int k, long lines, long size, int batch_mode, long batch, int stamp) {
     size_t line_room = (size_t)size;
     /* 4 prefix + 8 source + 1+10 time + 1+10 len + line */
     size_t max_frame = 4 + 8 + 11 + 11 + line_room;
@@ -102,7 +114,8 @@ static void encode_stream(struct stream *s, int k, long lines, long size, int ba
     size_t off = 0, ncuts = 0, batch_start = 0;
     s->cuts[ncuts++] = 0;
     for (long i = 0; i < lines; i++) {
-        int h = snprintf((char *)line, line_room + 1, "c%d l%ld ", k, i);
+        int h = stamp ? snprintf((char *)line, line_room + 1, "%019d c%d l%ld ", 0, k, i)
+                      : snprintf((char *)line, line_room + 1, "c%d l%ld ", k, i);
         if (h < 0) h = 0;
         if ((size_t)h > line_room) h = (int)line_room;
         memset(line + h, 'x', line_room - (size_t)h);
@@ -149,6 +162,55 @@ static void *write_all_blocking(void *arg) {
         }
     }
     return NULL;
+}
+
+/* the line of a frame is its last field: frame i's line starts `size` bytes before its end */
+static void put_stamp(uint8_t *p) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t v = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    for (int d = 18; d >= 0; d--) { p[d] = (uint8_t)('0' + v % 10); v /= 10; }
+}
+
+static void write_frame_blocking(struct stream *s, size_t i, long size, int stamp) {
+    size_t a = s->cuts[i], b = s->cuts[i + 1];
+    if (stamp) put_stamp(s->buf + b - (size_t)size);
+    while (a < b) {
+        ssize_t w = write(s->fd, s->buf + a, b - a);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            die("write");
+        }
+        a += (size_t)w;
+        s->writes++;
+    }
+}
+
+/* --rate: one thread, one frame per write, R lines/s in total, round-robin over the FIFOs */
+static uint64_t write_paced(struct stream *ss, int k, long lines, long size, double rate, int stamp) {
+    uint64_t total = (uint64_t)lines * (uint64_t)k, sent = 0, behind_max = 0;
+    double ns_per_line = 1e9 / rate;
+    uint64_t t0 = mono_ns();
+    while (sent < total) {
+        uint64_t now = mono_ns();
+        uint64_t due = (uint64_t)((double)(now - t0) / ns_per_line) + 1; /* line 0 is due at t0 */
+        if (due > total) due = total;
+        if (due <= sent) {
+            uint64_t next = t0 + (uint64_t)((double)sent * ns_per_line);
+            if (next < now + 100000) next = now + 100000;
+            struct timespec ts = {(time_t)(next / 1000000000ull), (long)(next % 1000000000ull)};
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+            continue;
+        }
+        uint64_t sched = t0 + (uint64_t)((double)sent * ns_per_line);
+        if (now > sched && now - sched > behind_max) behind_max = now - sched;
+        while (sent < due) {
+            struct stream *s = &ss[sent % (uint64_t)k];
+            write_frame_blocking(s, (size_t)(sent / (uint64_t)k), size, stamp);
+            sent++;
+        }
+    }
+    return behind_max / 1000;
 }
 
 static void write_poll(struct stream *ss, int k) {
@@ -204,7 +266,8 @@ static void write_poll(struct stream *ss, int k) {
 
 static int cmd_write(int argc, char **argv) {
     long lines = 100000, size = 100, batch = 65536;
-    int batch_mode = 0, io = -1; /* -1 auto, 0 threads, 1 poll */
+    double rate = 0;
+    int batch_mode = 0, io = -1, stamp = 0; /* io: -1 auto, 0 threads, 1 poll */
     int i = 0;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -214,6 +277,8 @@ static int cmd_write(int argc, char **argv) {
         if (!strcmp(a, "--lines")) lines = atol(v);
         else if (!strcmp(a, "--size")) size = atol(v);
         else if (!strcmp(a, "--batch")) batch = atol(v);
+        else if (!strcmp(a, "--rate")) rate = atof(v);
+        else if (!strcmp(a, "--stamp")) stamp = atoi(v) != 0;
         else if (!strcmp(a, "--mode")) {
             if (!strcmp(v, "frame")) batch_mode = 0;
             else if (!strcmp(v, "batch")) batch_mode = 1;
@@ -225,10 +290,11 @@ static int cmd_write(int argc, char **argv) {
         } else { fprintf(stderr, "loadgen: unknown option %s\n", a); return 2; }
     }
     int k = argc - i;
-    if (k <= 0 || lines < 0 || size < 0 || batch <= 0) {
-        fprintf(stderr, "usage: loadgen write --lines N --size S [--mode frame|batch] [--batch BYTES] [--io poll|threads] FIFO...\n");
+    if (k <= 0 || lines < 0 || size < 0 || batch <= 0 || rate < 0 || (stamp && size < 20)) {
+        fprintf(stderr, "usage: loadgen write --lines N --size S [--mode frame|batch] [--batch BYTES] [--io poll|threads] [--rate LINES_PER_SEC] [--stamp 1] FIFO...\n");
         return 2;
     }
+    if (rate > 0) batch_mode = 0; /* paced: one frame per write */
     if (io < 0) io = k > 1;
     struct stream *ss = calloc((size_t)k, sizeof *ss);
     if (!ss) die("calloc");
@@ -236,14 +302,17 @@ static int cmd_write(int argc, char **argv) {
         ss[j].fd = open(argv[i + j], O_RDWR | O_CLOEXEC);   /* like dockerd (containerd/fifo) */
         if (ss[j].fd < 0) die(argv[i + j]);
     }
-    for (int j = 0; j < k; j++) encode_stream(&ss[j], j, lines, size, batch_mode, batch);
+    for (int j = 0; j < k; j++) encode_stream(&ss[j], j, lines, size, batch_mode, batch, stamp);
     printf("ready\n");
     fflush(stdout);
     wait_stdin_line();
 
     uint64_t cpu0 = cpu_us();
     uint64_t t0 = mono_ns();
-    if (io == 1) {
+    long long behind_us = -1;
+    if (rate > 0) {
+        behind_us = (long long)write_paced(ss, k, lines, size, rate, stamp);
+    } else if (io == 1) {
         write_poll(ss, k);
     } else if (k == 1) {
         write_all_blocking(&ss[0]);
@@ -258,9 +327,9 @@ static int cmd_write(int argc, char **argv) {
     uint64_t cpu1 = cpu_us();
     uint64_t bytes = 0, writes = 0;
     for (int j = 0; j < k; j++) { bytes += ss[j].len; writes += ss[j].writes; }
-    printf("done %llu %llu %llu %llu %llu %llu\n", (unsigned long long)t0, (unsigned long long)t1,
+    printf("done %llu %llu %llu %llu %llu %llu %lld\n", (unsigned long long)t0, (unsigned long long)t1,
            (unsigned long long)bytes, (unsigned long long)writes,
-           (unsigned long long)((uint64_t)lines * (uint64_t)k), (unsigned long long)(cpu1 - cpu0));
+           (unsigned long long)((uint64_t)lines * (uint64_t)k), (unsigned long long)(cpu1 - cpu0), behind_us);
     fflush(stdout);
     wait_stdin_line();
     for (int j = 0; j < k; j++) close(ss[j].fd);

@@ -93,6 +93,19 @@ let driver = PluginDriver(setting: args.driver, hostname: hostname, hostPaths: H
 let api = PluginAPI(driver: driver)
 let server = HTTPServer(listening: listenFD, handler: api.handle, isSlow: PluginAPI.isSlow)
 
+// METRICS_ADDRESS (off when empty): Prometheus text over TCP (inside the sandbox: a port
+// from 1024 up needs no capability); a bad address stops the plugin, so it is noticed.
+if let address = getenv("METRICS_ADDRESS").map({ String(cString: $0) }), !address.isEmpty {
+    do {
+        let metrics = try MetricsEndpoint.listen(address: address, driver: driver)
+        startThread(name: "metrics") { metrics.server.run() }
+        Log.info("serving metrics on http://\(metrics.address)/metrics")
+    } catch {
+        Log.error("cannot serve metrics on METRICS_ADDRESS \(address.debugDescription): \(error.message)")
+        exit(1)
+    }
+}
+
 let blocked = sigs
 startThread(name: "signals") {
     var set = blocked

@@ -58,7 +58,7 @@ final class EventBufferTests: XCTestCase {
     }
 
     func testDropsOldestWhenFull() {
-        let buf = EventBuffer(limit: 56, policy: .dropOldest)   // 4 one-byte lines = 56 bytes
+        let buf = EventBuffer(limit: 4 * (5 + LineRecord.bodyOverhead), policy: .dropOldest)   // 4 one-byte lines
         XCTAssertEqual(append(buf, ["a", "b", "c", "d"]), 0)
         XCTAssertEqual(append(buf, ["e", "f"]), 2)
         XCTAssertEqual(take(buf).0, ["c", "d", "e", "f"])
@@ -66,7 +66,7 @@ final class EventBufferTests: XCTestCase {
     }
 
     func testDropsNewestWhenFull() {
-        let buf = EventBuffer(limit: 56, policy: .dropNewest)
+        let buf = EventBuffer(limit: 4 * (5 + LineRecord.bodyOverhead), policy: .dropNewest)
         XCTAssertEqual(append(buf, ["a", "b", "c", "d"]), 0)
         XCTAssertEqual(append(buf, ["e", "f"]), 2)
         XCTAssertEqual(take(buf).0, ["a", "b", "c", "d"])
@@ -110,7 +110,7 @@ final class EventBufferTests: XCTestCase {
     }
 
     func testDropOldestAfterSendKeepsOffsetsConsistent() {
-        let buf = EventBuffer(limit: 30, policy: .dropOldest)
+        let buf = EventBuffer(limit: 2 * (5 + LineRecord.bodyOverhead) + 2, policy: .dropOldest)
         _ = append(buf, ["a", "b"])
         let (_, off) = take(buf)
         _ = append(buf, ["c", "d"])      // drops a, b (sent, unconfirmed)

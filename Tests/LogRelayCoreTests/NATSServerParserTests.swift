@@ -28,8 +28,18 @@ final class NATSServerParserTests: XCTestCase {
         XCTAssertEqual(try ops(["-ERR 'Authorization Violation'\r\n"]), [.err("Authorization Violation")])
     }
 
-    func testMsgPayloadIsSkippedEvenWithCRLFInside() throws {
-        XCTAssertEqual(try ops(["MSG a 1  4\r\n\r\n\r\n\r\nPING\r\n"]), [.msg, .ping])
+    func testMsgPayloadIsKeptEvenWithCRLFInside() throws {
+        let m = NATSMessage(subject: Array("a".utf8), sid: Array("1".utf8), status: nil, statusText: "", payload: Array("\r\n\r\n".utf8))
+        XCTAssertEqual(try ops(["MSG a 1  4\r\n\r\n", "\r\n\r\nPING\r\n"]), [.msg(m), .ping])
+    }
+
+    func testLargeMsgPayloadIsSkippedNotHeld() throws {
+        var p = NATSServerParser(keepPayloadBytes: 16)
+        Array("MSG a 1 100\r\n".utf8).withUnsafeBytes { p.append($0) }
+        guard case .msg(let m)? = try p.next() else { return XCTFail("no msg") }
+        XCTAssertNil(m.payload)
+        Array((String(repeating: "x", count: 100) + "\r\nPONG\r\n").utf8).withUnsafeBytes { p.append($0) }
+        XCTAssertEqual(try p.next(), .pong)
     }
 
     func testGarbageIsAProtocolError() {
@@ -44,7 +54,8 @@ final class NATSServerParserTests: XCTestCase {
         XCTAssertThrowsError(try ops(["MSG a 1 9223372036854775807\r\n"]))
         XCTAssertThrowsError(try ops(["HMSG a 1 2 9223372036854775806\r\n"]))
         XCTAssertThrowsError(try ops(["MSG a 1 \(64 << 20 + 1)\r\n"]))
-        XCTAssertEqual(try ops(["MSG a 1 \(64 << 20)\r\n"]), [.msg])
+        XCTAssertEqual(try ops(["MSG a 1 \(64 << 20)\r\n"]),
+                       [.msg(NATSMessage(subject: [0x61], sid: [0x31], status: nil, statusText: "", payload: nil))])
     }
 
     func testHugeLineIsRefusedNotBuffered() {
@@ -55,7 +66,7 @@ final class NATSServerParserTests: XCTestCase {
     }
 
     func testConnectCommandEscapesCredentials() {
-        let bytes = NATSClientCommands.connect(user: "a\"b", pass: "p\\q", token: nil, headers: false, name: "logrelay")
+        let bytes = NATSClientCommands.connect(.init(user: "a\"b", pass: "p\\q"), headers: false, name: "logrelay")
         let s = String(decoding: bytes, as: UTF8.self)
         XCTAssertTrue(s.hasPrefix("CONNECT {\"verbose\":false,\"pedantic\":false,"))
         XCTAssertTrue(s.contains("\"user\":\"a\\\"b\""))

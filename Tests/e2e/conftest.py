@@ -111,7 +111,9 @@ def plugin(engine):
     binary = PLUGIN_DIR / "rootfs" / "usr" / "bin" / "logrelay"
     if not (PLUGIN_DIR / "config.json").is_file() or not binary.is_file():
         pytest.exit(f"{PLUGIN_DIR} is not a plugin dir: run `make plugin-dir` first", returncode=1)
-    out = subprocess.run([str(INSTALL), str(PLUGIN_DIR), ALIAS, "DRIVER=nats"],
+    # hostfs.source=/tmp: the TLS tests keep their certificates in host temp dirs (the
+    # default, /etc/logrelay, is test_privileges.py's, with its own install).
+    out = subprocess.run([str(INSTALL), str(PLUGIN_DIR), ALIAS, "DRIVER=nats", "hostfs.source=/tmp"],
                          capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         pytest.exit(f"plugin install failed: {out.stdout}{out.stderr}", returncode=1)

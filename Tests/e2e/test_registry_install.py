@@ -17,6 +17,7 @@ by digest crashes dockerd 20.10.
 The aliases are `nats` and the engine's Logentries name on a private engine; on an engine the
 suite did not start, prefixed ones (E2E_REGISTRY_PREFIX) so a user's plugins are not touched.
 """
+import json
 import os
 import subprocess
 import sys
@@ -79,6 +80,16 @@ http:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+
+
+def _host_dir():
+    """The host directory of config.json's `hostfs` mount, which must exist on the engine's host
+    before the plugin is enabled (as plugin/install.sh makes it); None when there is none."""
+    conf = json.loads((PLUGIN_DIR / "config.json").read_text())
+    for m in conf.get("mounts", []):
+        if m.get("name") == "hostfs" and m.get("source"):
+            return m["source"]
+    return None
 
 
 def _push(ref):
@@ -170,6 +181,9 @@ def test_push_install_two_aliases_from_one_reference_log_and_upgrade(
     _push(v2)  # the same plugin dir under a second tag
     print(f"\nDocker {engine.version}: pushed {v1} and {v2}; aliases {nats_alias}, {le_installed} "
           f"(--log-driver={le_driver})")
+    host_dir = _host_dir()
+    if host_dir and os.environ.get("DOCKER_HOST", "unix://").startswith("unix://"):
+        os.makedirs(host_dir, mode=0o755, exist_ok=True)
     endpoint = Endpoint(tmp_path)
     try:
         for alias, setting in ((nats_alias, "DRIVER=nats"), (le_installed, "DRIVER=logentries")):

@@ -93,13 +93,13 @@ def test_node_in_use_killed_mid_stream_subscriber_on_another_node_gets_every_lin
     new_node = _node_in_use(nodes)
     assert new_node is not in_use
     assert plugin.alive()
-    assert wait_until(lambda: metric(plugin.socket, "logrelay_events_published_total", c.name) == N, 10), \
-        f"published_total {metric(plugin.socket, 'logrelay_events_published_total', c.name)} != {N}"
-    assert metric(plugin.socket, "logrelay_events_dropped_total", c.name) in (0, None)
-    resent = metric(plugin.socket, "logrelay_events_resent_total", c.name) or 0
+    assert wait_until(lambda: metric(plugin.socket, "logrelay_container_lines_published_total", c.name) == N, 10), \
+        f"published_total {metric(plugin.socket, 'logrelay_container_lines_published_total', c.name)} != {N}"
+    assert metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name) in (0, None)
+    resent = metric(plugin.socket, "logrelay_container_lines_resent_total", c.name) or 0
     assert dups <= resent, f"{dups} duplicates arrived but only {resent} events were counted as re-sent"
-    reconnects = sum(v for _, v in metric_samples(plugin.socket, "logrelay_nats_reconnects_total"))
-    assert reconnects >= 1, "the failover is not counted in logrelay_nats_reconnects_total"
+    reconnects = sum(v for _, v in metric_samples(plugin.socket, "logrelay_connection_reconnects_total"))
+    assert reconnects >= 1, "the failover is not counted in logrelay_connection_reconnects_total"
     t0 = time.monotonic()
     assert not c.stop().failed
     assert time.monotonic() - t0 < PROMPT

@@ -125,10 +125,10 @@ def _is_subsequence(got, sent):
 def _drops_counted(plugin, c, delivered):
     """Every line is delivered or counted as dropped."""
     def ok():
-        d = metric(plugin.socket, "logrelay_events_dropped_total", c.name)
+        d = metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name)
         return d is not None and d + delivered == len(c.sent)
     assert wait_until(ok, 10), (f"delivered {delivered} + dropped "
-                                f"{metric(plugin.socket, 'logrelay_events_dropped_total', c.name)} "
+                                f"{metric(plugin.socket, 'logrelay_container_lines_dropped_total', c.name)} "
                                 f"!= {len(c.sent)} lines")
 
 
@@ -138,7 +138,7 @@ def test_drop_oldest_keeps_draining_the_fifo_and_delivers_the_newest(daemon, plu
     try:
         c.log_lines(_lines_beyond_pipe(c, b"drop-oldest"))
         assert c.writer.flush(10), "the FIFO was not drained while the sink is down"
-        assert wait_until(lambda: (metric(plugin.socket, "logrelay_events_dropped_total", c.name) or 0) > 0, 10), \
+        assert wait_until(lambda: (metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name) or 0) > 0, 10), \
             "no drops counted in /metrics with a 64k buffer and 300 KB of lines"
         proxy.up()
         last = text(c.sent[-1].line)
@@ -159,7 +159,7 @@ def test_drop_newest_keeps_the_oldest(daemon, plugin, nats_server, subscriber_fa
     try:
         c.log_lines(_lines_beyond_pipe(c, b"drop-newest"))
         assert c.writer.flush(10), "the FIFO was not drained while the sink is down"
-        assert wait_until(lambda: (metric(plugin.socket, "logrelay_events_dropped_total", c.name) or 0) > 0, 10)
+        assert wait_until(lambda: (metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name) or 0) > 0, 10)
         proxy.up()
         first = text(c.sent[0].line)
         assert wait_until(lambda: any(m.event()["log"] == first for m in sub.snapshot()), DELIVERY_TIMEOUT), \
@@ -186,7 +186,7 @@ def test_block_pushes_back_into_the_fifo_and_loses_nothing(daemon, plugin, nats_
         assert sub.wait_for(len(c.sent)), f"{sub.count()} of {len(c.sent)} lines after the sink came back"
         sub.wait_quiet(1.0)
         assert [e["log"] for e in sub.events()] == [text(e.line) for e in c.sent]
-        assert metric(plugin.socket, "logrelay_events_dropped_total", c.name) in (0, None)
+        assert metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name) in (0, None)
         c.stop()
     finally:
         proxy.down()

@@ -273,7 +273,7 @@ def test_hostile_tag_templates_fail_start_logging_with_a_clear_err(daemon, plugi
 # ---------------------------------------------------------------------------
 
 def corrupt_count(plugin, c) -> float:
-    for labels, value in metric_samples(plugin.socket, "logrelay_corrupt_frames_total"):
+    for labels, value in metric_samples(plugin.socket, "logrelay_container_corrupt_frames_total"):
         if f'container="{c.name}"' in labels:
             return value
     return -1
@@ -376,7 +376,7 @@ def test_a_misbehaving_nats_server_is_an_error_for_its_streams_only(
 
         assert wait_until(lambda: re.search(logged, plugin.stderr()) is not None, 30), \
             f"{case}: no {logged!r} in the plugin's log:\n{plugin.stderr()[-3000:]}"
-        errors = [lb for lb, _ in metric_samples(plugin.socket, "logrelay_nats_last_error_info")
+        errors = [lb for lb, _ in metric_samples(plugin.socket, "logrelay_connection_last_error_info")
                   if str(bad.port) in lb]
         assert errors, f"{case}: the error is not in /metrics"
         assert sub.wait_for(len(entries)), f"{case}: {sub.count()} of {len(entries)} lines to the healthy server"
@@ -399,10 +399,10 @@ def test_a_server_announcing_a_tiny_max_payload_gets_its_lines_dropped_and_count
         c = daemon.container({"nats-servers": bad.url})
         c.start_ok()
         c.log_lines([("stdout", b"line %d of a server with max_payload 16" % i) for i in range(20)])
-        assert wait_until(lambda: metric(plugin.socket, "logrelay_events_dropped_total", c.name) == 20, 30), \
+        assert wait_until(lambda: metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name) == 20, 30), \
             metrics_text(plugin.socket)
         assert b"PUB " not in bad.received, bytes(bad.received[:500])
-        assert metric(plugin.socket, "logrelay_events_published_total", c.name) == 0
+        assert metric(plugin.socket, "logrelay_container_lines_published_total", c.name) == 0
         assert bad.connections == 1, f"{bad.connections} connections: the limit is not a reason to reconnect"
         assert c.stop().status == 200
         assert_serving(plugin)
@@ -426,7 +426,7 @@ def test_300_short_lived_streams_leak_no_fds_and_no_memory(daemon, plugin, nats_
         # every ended stream has let go of its FIFO
         assert wait_until(lambda: not plugin.open_fds_to(str(plugin.fifo_dir)), 10), \
             f"FIFOs still open: {plugin.open_fds_to(str(plugin.fifo_dir))}"
-        assert wait_until(lambda: "logrelay_lines_received_total{" not in metrics_text(plugin.socket), 10), \
+        assert wait_until(lambda: "logrelay_container_lines_received_total{" not in metrics_text(plugin.socket), 10), \
             "ended streams still listed in /metrics"
 
     readings = []

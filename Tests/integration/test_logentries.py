@@ -223,7 +223,7 @@ def test_unverifiable_endpoint_gets_nothing_and_the_error_is_clear(case, daemon,
     want = "certificate verification failed"
     assert wait_until(lambda: want in plugin.stderr(), 10), plugin.stderr()[-2000:]
     body = http_get(plugin.socket, "/metrics").body.decode()
-    err = [l for l in body.splitlines() if l.startswith("logrelay_logentries_last_error_info{")]
+    err = [l for l in body.splitlines() if l.startswith("logrelay_connection_last_error_info{")]
     assert err and want in err[0], err
     assert token not in body
     t0 = time.monotonic()
@@ -255,7 +255,7 @@ def test_endpoint_down_at_stream_start_and_up_3s_later_gets_every_line(daemon, p
     ep.wait_quiet(0.5)
     got = [json.loads(split_wire(l, token))["log"] for l in ep.lines()]
     assert got == [text(e.line) for e in entries + more]
-    assert metric(plugin.socket, "logrelay_events_dropped_total", c.name) == 0
+    assert metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name) == 0
     c.stop()
 
 
@@ -300,11 +300,11 @@ def test_endpoint_killed_and_restarted_mid_stream_gets_every_line(tls, daemon, p
     order = sorted(last, key=last.get)
     assert order == sorted(order), "lines out of order after the reconnect"
     assert killed_at < n, "the endpoint was killed after the stream had ended"
-    assert metric(plugin.socket, "logrelay_events_dropped_total", c.name) == 0
+    assert metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name) == 0
     body = http_get(plugin.socket, "/metrics").body.decode()
-    kept = [l for l in body.splitlines() if l.startswith("logrelay_logentries_lines_resent_total{")]
+    kept = [l for l in body.splitlines() if l.startswith("logrelay_connection_lines_resent_total{")]
     print(f"killed at {killed_at} lines; {len(logs)} wire lines for {n}; unacknowledged resent "
-          f"{metric(plugin.socket, 'logrelay_events_resent_total', c.name)}; acknowledged resent {kept}")
+          f"{metric(plugin.socket, 'logrelay_container_lines_resent_total', c.name)}; acknowledged resent {kept}")
     c.stop()
 
 
@@ -389,12 +389,12 @@ def test_full_buffer_while_down_drops_oldest_and_counts_never_blocks(daemon, plu
     lines = [b"drop me %06d " % i + b"d" * 100 for i in range(20_000)]  # ~2.3 MB
     c.log_lines([("stdout", l) for l in lines])
     assert c.writer.flush(DELIVERY_TIMEOUT), "the container was blocked by a down endpoint"
-    assert wait_until(lambda: (metric(plugin.socket, "logrelay_events_dropped_total", c.name) or 0) > 0, 10)
+    assert wait_until(lambda: (metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name) or 0) > 0, 10)
     ep.start()
     assert wait_until(lambda: ep.count() > 0, DELIVERY_TIMEOUT)
     ep.wait_quiet(1.0)
     got = [split_wire(l, token) for l in ep.lines()]
-    dropped = metric(plugin.socket, "logrelay_events_dropped_total", c.name)
+    dropped = metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name)
     assert len(got) + dropped == len(lines), (len(got), dropped)
     assert json.loads(got[-1])["log"].encode() == lines[-1]  # drop-oldest keeps the newest
     c.stop()
@@ -423,8 +423,10 @@ def test_streams_to_one_endpoint_share_a_connection_each_line_with_its_token(dae
     assert [json.loads(x)["log"] for x in by_token[tokens[2]]] == ["c2 line %d" % j for j in range(1000)]
     assert len(tls_endpoint.opened()) == 1, "one connection per endpoint, shared by its streams"
     body = http_get(plugin.socket, "/metrics").body.decode()
-    assert f'logrelay_logentries_streams{{endpoint="localhost:{tls_endpoint.port}",tls="true",state="connected"}} 3' in body, body
-    assert f'logrelay_logentries_connected{{endpoint="localhost:{tls_endpoint.port}",tls="true",state="connected"}} 1' in body
+    conn = f'driver="logentries",connection="tls://localhost:{tls_endpoint.port}"'
+    assert f'logrelay_connection_streams{{{conn}}} 3' in body, body
+    assert f'logrelay_connection_up{{{conn}}} 1' in body
+    assert f'logrelay_connection_state{{{conn},state="connected"}} 1' in body
     for t in tokens:
         assert t not in body
     for c in cs:

@@ -40,18 +40,18 @@ def _settled(plugin, c):
     """Every line received by the plugin is either confirmed by the server or counted as dropped,
     and nothing is left in its buffer."""
     def ok():
-        rec = metric(plugin.socket, "logrelay_lines_received_total", c.name) or 0
-        pub = metric(plugin.socket, "logrelay_events_published_total", c.name) or 0
-        drop = metric(plugin.socket, "logrelay_events_dropped_total", c.name) or 0
-        buf = metric(plugin.socket, "logrelay_buffer_bytes", c.name) or 0
+        rec = metric(plugin.socket, "logrelay_container_lines_received_total", c.name) or 0
+        pub = metric(plugin.socket, "logrelay_container_lines_published_total", c.name) or 0
+        drop = metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name) or 0
+        buf = metric(plugin.socket, "logrelay_container_buffer_bytes", c.name) or 0
         return rec == len(c.sent) and pub + drop >= rec and buf == 0
     return ok
 
 
 def _counters(plugin, c):
-    return {k: metric(plugin.socket, f"logrelay_{k}", c.name) for k in
-            ("lines_received_total", "events_published_total", "events_dropped_total",
-             "events_resent_total", "buffer_bytes")}
+    return {k: metric(plugin.socket, f"logrelay_container_{k}", c.name) for k in
+            ("lines_received_total", "lines_published_total", "lines_dropped_total",
+             "lines_resent_total", "buffer_bytes")}
 
 
 def test_sigkill_and_restart_of_the_only_server_while_200k_lines_flow_loses_nothing(
@@ -67,7 +67,7 @@ def test_sigkill_and_restart_of_the_only_server_while_200k_lines_flow_loses_noth
     outage: dict = {}
 
     def kill_and_restart():
-        outage["published_at_kill"] = metric(plugin.socket, "logrelay_events_published_total", c.name)
+        outage["published_at_kill"] = metric(plugin.socket, "logrelay_container_lines_published_total", c.name)
         server.kill(signal.SIGKILL)
         time.sleep(1.5)
         try:
@@ -91,8 +91,8 @@ def test_sigkill_and_restart_of_the_only_server_while_200k_lines_flow_loses_noth
     assert wait_until(_settled(plugin, c), DELIVERY_TIMEOUT + 30, 0.5), \
         f"the plugin did not deliver its buffer after the restart: {_counters(plugin, c)}"
     counters = _counters(plugin, c)
-    assert counters["events_dropped_total"] in (0, None), f"lines were dropped: {counters}"
-    assert counters["events_published_total"] == n, counters
+    assert counters["lines_dropped_total"] in (0, None), f"lines were dropped: {counters}"
+    assert counters["lines_published_total"] == n, counters
 
     print(f"plugin counters {counters}; published when the server was killed: {outage['published_at_kill']}")
     logs = _stored_logs(server, n)
@@ -103,7 +103,7 @@ def test_sigkill_and_restart_of_the_only_server_while_200k_lines_flow_loses_noth
                          f"published when the server was killed: {outage['published_at_kill']})")
     assert set(logs) == set(expected), "the stream holds lines that were never written"
     assert first_occurrences(logs) == expected, "lines stored out of order"
-    assert len(logs) - n <= (counters["events_resent_total"] or 0), \
+    assert len(logs) - n <= (counters["lines_resent_total"] or 0), \
         f"{len(logs) - n} duplicates stored, more than the {counters['events_resent_total']} re-sent events"
     assert plugin.alive()
     t0 = time.monotonic()
@@ -127,13 +127,13 @@ def test_server_down_when_the_container_starts_all_lines_arrive_once_it_comes_up
     paced_send(c, entries, per_batch=1000, interval=0.01)
     assert c.writer.flush(10), "the plugin does not drain the FIFO while the server is down"
     time.sleep(3)
-    assert metric(plugin.socket, "logrelay_events_published_total", c.name) in (0, None)
+    assert metric(plugin.socket, "logrelay_container_lines_published_total", c.name) in (0, None)
 
     server.start()
     assert wait_until(_settled(plugin, c), DELIVERY_TIMEOUT + 30, 0.5), \
         f"the buffered lines were not delivered once the server came up: {_counters(plugin, c)}"
     counters = _counters(plugin, c)
-    assert counters["events_published_total"] == n and counters["events_dropped_total"] in (0, None), counters
+    assert counters["lines_published_total"] == n and counters["lines_dropped_total"] in (0, None), counters
     logs = _stored_logs(server, n)
     assert first_occurrences(logs) == [e.line.decode() for e in entries], \
         "lines written while the server was down are missing or out of order"
@@ -155,7 +155,7 @@ def test_buffer_overflow_dropped_count_in_metrics_equals_the_lines_missing(
     # phase 1: the server is up and confirms everything
     first = numbered_lines(b"before", 1000)
     paced_send(c, first, per_batch=1000)
-    assert wait_until(lambda: metric(plugin.socket, "logrelay_events_published_total", c.name) == len(first),
+    assert wait_until(lambda: metric(plugin.socket, "logrelay_container_lines_published_total", c.name) == len(first),
                       DELIVERY_TIMEOUT), f"phase 1 not confirmed: {_counters(plugin, c)}"
 
     # phase 2: the server is dead; far more than the pipe plus the 64k buffer is written
@@ -165,9 +165,9 @@ def test_buffer_overflow_dropped_count_in_metrics_equals_the_lines_missing(
     second = [e for e in numbered_lines(b"during-outage-" + b"x" * 60, n2)]
     paced_send(c, second, per_batch=2000, interval=0.005)
     assert c.writer.flush(30), f"{policy}: the FIFO was not drained while the server is dead"
-    assert wait_until(lambda: (metric(plugin.socket, "logrelay_events_dropped_total", c.name) or 0) > 0, 10), \
+    assert wait_until(lambda: (metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name) or 0) > 0, 10), \
         f"{policy}: nothing dropped with a 64k buffer and {n2} lines: {_counters(plugin, c)}"
-    assert wait_until(lambda: metric(plugin.socket, "logrelay_lines_received_total", c.name) == len(first) + n2,
+    assert wait_until(lambda: metric(plugin.socket, "logrelay_container_lines_received_total", c.name) == len(first) + n2,
                       10), f"{policy}: the plugin did not read all {len(first) + n2} lines: {_counters(plugin, c)}"
 
     # phase 3: the server comes back with the stream; what was kept is delivered
@@ -175,7 +175,7 @@ def test_buffer_overflow_dropped_count_in_metrics_equals_the_lines_missing(
     assert wait_until(_settled(plugin, c), DELIVERY_TIMEOUT, 0.5), \
         f"{policy}: the buffer was not delivered after the restart: {_counters(plugin, c)}"
     counters = _counters(plugin, c)
-    dropped = int(counters["events_dropped_total"])
+    dropped = int(counters["lines_dropped_total"])
     sent = [e.line.decode() for e in first + second]
     logs = _stored_logs(server, len(sent) - dropped)
     stored = set(logs)
@@ -184,7 +184,7 @@ def test_buffer_overflow_dropped_count_in_metrics_equals_the_lines_missing(
     assert len(missing) == dropped, (
         f"{policy}: {len(missing)} lines are missing from the stream but /metrics counts {dropped} "
         f"dropped ({counters})")
-    assert counters["events_published_total"] + dropped == len(sent), counters
+    assert counters["lines_published_total"] + dropped == len(sent), counters
     assert not any(m.startswith("before") for m in missing), "lines confirmed before the outage were lost"
     kept = first_occurrences(logs)
     assert kept == [s for s in sent if s in stored], f"{policy}: kept lines out of order"

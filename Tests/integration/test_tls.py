@@ -62,16 +62,16 @@ def _plugin_connection(server):
 
 
 def _wait_error(plugin, needle: str, timeout: float = 15):
-    """Waits for a logrelay_nats_last_error_info sample whose error mentions `needle`."""
+    """Waits for a logrelay_connection_last_error_info sample whose error mentions `needle`."""
     found = []
 
     def has():
-        found[:] = [l for l, v in metric_samples(plugin.socket, "logrelay_nats_last_error_info")
+        found[:] = [l for l, v in metric_samples(plugin.socket, "logrelay_connection_last_error_info")
                     if needle in l and v == 1]
         return bool(found)
     assert wait_until(has, timeout, 0.2), (
-        f"no logrelay_nats_last_error_info mentioning {needle!r} in /metrics:\n"
-        + "\n".join(l for l in metrics_text(plugin.socket).splitlines() if l.startswith("logrelay_nats")))
+        f"no logrelay_connection_last_error_info mentioning {needle!r} in /metrics:\n"
+        + "\n".join(l for l in metrics_text(plugin.socket).splitlines() if l.startswith("logrelay_connection")))
     return found[0]
 
 
@@ -87,12 +87,12 @@ def _nothing_delivered(daemon, plugin, sub, config, error_needle, log_needle=Non
     assert c.writer.flush(10), "the plugin stopped draining the FIFO of the failing stream"
     label = _wait_error(plugin, error_needle)
     print(f"error reported in /metrics: {label}")
-    connected = metric_samples(plugin.socket, "logrelay_nats_connected")
+    connected = metric_samples(plugin.socket, "logrelay_connection_up")
     assert connected and all(v == 0 for _, v in connected), \
-        f"logrelay_nats_connected should be 0 while the TLS handshake fails: {connected}"
+        f"logrelay_connection_up should be 0 while the TLS handshake fails: {connected}"
     time.sleep(2)
     assert sub.count() == 0, f"{sub.count()} lines were published through a failing TLS connection"
-    assert metric(plugin.socket, "logrelay_events_published_total", c.name) in (0, None)
+    assert metric(plugin.socket, "logrelay_container_lines_published_total", c.name) in (0, None)
     needle = log_needle or error_needle
     assert wait_until(lambda: needle in plugin.stderr(), 5), \
         f"the plugin's log does not say {needle!r}"

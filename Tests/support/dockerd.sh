@@ -67,6 +67,11 @@ start_private() {
         exit 1
     fi
     command -v dockerd >/dev/null || { log "dockerd not installed (run: make deps)"; exit 1; }
+    local other
+    for other in $(pgrep -x dockerd 2>/dev/null || true); do
+        log "warning: another dockerd runs (pid $other: $(tr '\0' ' ' <"/proc/$other/cmdline" 2>/dev/null | cut -c1-160));" \
+            "plugin sockets in /run/docker/plugins are shared, so plugins of two engines can collide"
+    done
     rm -f "$PIDFILE" "$SOCK"
     touch "$OURS"
     log "starting private dockerd in $DIR (log: $DIR/log)"

@@ -13,7 +13,12 @@
 #                 skipped with a loud message; a run that ran no engine always fails).
 #   E2E_CHURN_CONTAINERS_EXTRA  churn test size on every engine after the first (default: as
 #                 the first, E2E_CHURN_CONTAINERS or 100).
+#   E2E_SUITE_NATS=1  each engine's tests use the nats-server of the same suite (2.10 with
+#                 trixie's 26, 2.15 with sid's 28) instead of NATS_SERVER / the one on PATH.
 #   PLUGIN_DIR    the plugin dir (make plugin-dir).
+#   E2E_LOCK      lock file (default /tmp/logrelay-e2e.lock): each engine's run holds it, so
+#                 two `make e2e` on one machine take turns instead of sharing dockerds and
+#                 /run/docker/plugins.
 #
 # Each engine is a private dockerd (Tests/support/dockerd.sh, DOCKERD_FORCE_PRIVATE=1) with the
 # engine's directory of binaries first on PATH (dockerd finds containerd, the shim, runc and
@@ -45,7 +50,19 @@ print(f"{t - f - e - k} passed, {f} failed, {e} errors, {k} skipped")
 EOF
 }
 
+LOCK="${E2E_LOCK:-/tmp/logrelay-e2e.lock}"
+exec 9>>"$LOCK"
+
+lock() {
+    if ! flock -n 9; then
+        echo "e2e: waiting for another e2e run on this machine (lock $LOCK: $(cat "$LOCK" 2>/dev/null))"
+        flock 9
+    fi
+    echo "pid $$ ($(date -u +%H:%M:%S) UTC, engine $1, $ROOT)" >"$LOCK"
+}
+
 for engine in $ENGINES; do
+    lock "$engine"
     t0=$SECONDS
     env_path="$PATH"
     force=1
@@ -58,6 +75,7 @@ for engine in $ENGINES; do
             echo "!!!      (Tests/support/engines.sh list shows what make deps fetched)"
             summary+=("$(printf '%-8s SKIPPED: %s' "$engine" "$dir")")
             [ "${E2E_STRICT:-0}" = 1 ] && failed=1
+            flock -u 9
             continue
         fi
         [ -n "$dir" ] && env_path="$dir:$PATH"
@@ -66,6 +84,11 @@ for engine in $ENGINES; do
     [ "$engine" = external ] && version="(reachable engine)"
     echo
     echo "=== e2e on Docker $engine: dockerd $version, $(PATH="$env_path" command -v dockerd) ==="
+    nats=()
+    if [ "${E2E_SUITE_NATS:-0}" = 1 ] && [ "$engine" != external ] && [ -x "$(dirname "$dir")/usr/sbin/nats-server" ]; then
+        nats=(NATS_SERVER="$(dirname "$dir")/usr/sbin/nats-server")
+        echo "    (nats-server of the same suite: ${nats[0]#NATS_SERVER=})"
+    fi
     churn=()
     if [ $first = 0 ] && [ -n "${E2E_CHURN_CONTAINERS_EXTRA:-}" ]; then
         churn=(E2E_CHURN_CONTAINERS="$E2E_CHURN_CONTAINERS_EXTRA")
@@ -76,11 +99,12 @@ for engine in $ENGINES; do
     dockerd_dir="$WORK/$engine/dockerd"
     mkdir -p "$dockerd_dir"
     env PATH="$env_path" E2E_DOCKERD_DIR="$dockerd_dir" DOCKERD_FORCE_PRIVATE="$force" \
-        E2E_ENGINE="$engine" PLUGIN_DIR="${PLUGIN_DIR:-$ROOT/build/plugin}" "${churn[@]}" \
+        E2E_ENGINE="$engine" PLUGIN_DIR="${PLUGIN_DIR:-$ROOT/build/plugin}" "${nats[@]}" "${churn[@]}" \
         "$PYTHON" -m pytest "$@" --junitxml="$xml" "$ROOT/Tests/e2e"
     rc=$?
     # the suite stops the dockerd it started; make sure, by its pid file only
     [ $force = 1 ] && PATH="$env_path" DOCKERD_DIR="$dockerd_dir" "$ROOT/Tests/support/dockerd.sh" stop
+    flock -u 9
     took=$((SECONDS - t0))
     ran=$((ran + 1))
     result="$(counts "$xml")"

@@ -72,16 +72,18 @@ public final class PluginDriver: Sendable {
             let target: String
             switch options.driver {
             case .nats:
-                guard let n = options.nats else { throw OptionError("internal error: NATS options missing") }
+                guard var n = options.nats else { throw OptionError("internal error: NATS options missing") }
                 let subject = try n.subject.map { try $0.render(info, hostname: hostname) } ?? tag
                 do { try NATSSubject.validate(subject) } catch {
                     let key = n.subject == nil ? "tag" : "nats-subject"
                     throw OptionError("\(key) renders to \(subject.debugDescription), which is not a valid NATS subject: \(error.message)")
                 }
                 let tls = try natsTLS(n)
-                let route = NATSRoute(subject: subject, encoder: EventEncoder(info: info, tag: tag, attrs: attrs, format: .json))
+                n.userKey = try natsUserKey(n)
+                let route = NATSRoute(subject: subject, encoder: EventEncoder(info: info, tag: tag, attrs: attrs, format: .json),
+                                      containerID: info.containerID, containerName: info.containerName)
                 let systemTLS = self.systemTLS
-                attach = { [nats] in
+                attach = { [nats, n] in
                     let a = NATSAttachment(buffer: buffer, name: name, route: route)
                     return ConnectionSink(attachment: a, connection: nats.attach(a, key: n.connectionKey) {
                         NATSSink(options: n, tls: tls, systemTLS: systemTLS)
@@ -127,10 +129,22 @@ public final class PluginDriver: Sendable {
         loop.stop(file: file)
     }
 
+    /// The nats-creds or nats-nkey file, read and decoded once now so that a bad one fails
+    /// StartLogging (the message names the option and the host path, never the contents);
+    /// the connection reads it again for every handshake.
+    private func natsUserKey(_ n: NATSOptions) throws(OptionError) -> NATSUserKeyFile? {
+        let chosen: (NATSUserKeyFile.Kind, String)? = n.creds.map { (.creds, $0) } ?? n.nkey.map { (.nkey, $0) }
+        guard let (kind, hostPath) = chosen else { return nil }
+        let file = NATSUserKeyFile(kind: kind, path: try hostPaths.resolve(hostPath, option: kind.rawValue), shownPath: hostPath)
+        do { _ = try file.load() } catch { throw OptionError(error.message) }
+        return file
+    }
+
     /// The TLS context the NATS options ask for (nil: plain, unless a server demands TLS).
     /// Files are loaded now so that a missing or invalid one fails StartLogging.
     private func natsTLS(_ n: NATSOptions) throws(OptionError) -> TLSContext? {
         let wanted = n.servers.contains { $0.scheme == .tls } || n.tlsCACert != nil || n.tlsCert != nil || n.tlsKey != nil || n.tlsSkipVerify
+            || n.tlsFirst
         guard wanted else { return nil }
         var config = TLSConfig(
             caFile: try n.tlsCACert.map { p throws(OptionError) in try hostPaths.resolve(p, option: "nats-tls-ca-cert") },

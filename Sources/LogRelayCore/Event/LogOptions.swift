@@ -114,6 +114,11 @@ public struct NATSConnectionKey: Hashable, Sendable, CustomStringConvertible {
     public let tlsKey: String?
     public let tlsSkipVerify: Bool
     public let maxReconnect: Int
+    public let creds: String?
+    public let nkey: String?
+    public let jetstream: Bool
+    public let expectedStream: String?
+    public let tlsFirst: Bool
 
     /// Redacted, for logs and metrics labels.
     public var description: String {
@@ -121,6 +126,8 @@ public struct NATSConnectionKey: Hashable, Sendable, CustomStringConvertible {
         if let user { s += " user=\(user)" }
         if token != nil { s += " token=***" }
         if tlsSkipVerify { s += " tls-skip-verify" }
+        if tlsFirst { s += " tls-first" }
+        if jetstream { s += " jetstream" }
         return s
     }
 }
@@ -138,10 +145,24 @@ public struct NATSOptions: Sendable {
     public var tlsCert: String?
     public var tlsKey: String?
     public var tlsSkipVerify: Bool
+    /// Host paths of a `.creds` file (user JWT + seed) or a seed file; at most one is set.
+    public var creds: String?
+    public var nkey: String?
+    /// Publish with a reply subject and release lines on the stream's PubAck.
+    public var jetstream: Bool
+    /// Sent as Nats-Expected-Stream: a PubAck from another stream is an error.
+    public var expectedStream: String?
+    /// TLS handshake before the server's INFO (servers with `handshake_first`).
+    public var tlsFirst: Bool
+    /// The file of `creds` or `nkey` as the plugin reads it; set by the driver once the host
+    /// path is resolved and the file validated.
+    public var userKey: NATSUserKeyFile?
 
     public init(servers: [NATSServerURL] = [NATSServerURL(host: "localhost")], subject: TagTemplate? = nil,
                 maxReconnect: Int = -1, user: String? = nil, pass: String? = nil, token: String? = nil,
-                tlsCACert: String? = nil, tlsCert: String? = nil, tlsKey: String? = nil, tlsSkipVerify: Bool = false) {
+                tlsCACert: String? = nil, tlsCert: String? = nil, tlsKey: String? = nil, tlsSkipVerify: Bool = false,
+                creds: String? = nil, nkey: String? = nil, jetstream: Bool = false, expectedStream: String? = nil,
+                tlsFirst: Bool = false) {
         self.servers = servers
         self.subject = subject
         self.maxReconnect = maxReconnect
@@ -152,11 +173,17 @@ public struct NATSOptions: Sendable {
         self.tlsCert = tlsCert
         self.tlsKey = tlsKey
         self.tlsSkipVerify = tlsSkipVerify
+        self.creds = creds
+        self.nkey = nkey
+        self.jetstream = jetstream
+        self.expectedStream = expectedStream
+        self.tlsFirst = tlsFirst
     }
 
     public var connectionKey: NATSConnectionKey {
         NATSConnectionKey(servers: servers, user: user, pass: pass, token: token, tlsCACert: tlsCACert,
-                          tlsCert: tlsCert, tlsKey: tlsKey, tlsSkipVerify: tlsSkipVerify, maxReconnect: maxReconnect)
+                          tlsCert: tlsCert, tlsKey: tlsKey, tlsSkipVerify: tlsSkipVerify, maxReconnect: maxReconnect,
+                          creds: creds, nkey: nkey, jetstream: jetstream, expectedStream: expectedStream, tlsFirst: tlsFirst)
     }
 }
 
@@ -205,7 +232,8 @@ public struct LogOptions: Sendable {
                              "buffer-size", "buffer-full", "partial-merge", "multiline-pattern",
                              "multiline-datetime-format", "multiline-flush-interval", "multiline-max-bytes"]
     static let natsKeys = ["nats-servers", "nats-subject", "nats-max-reconnect", "nats-user", "nats-pass",
-                           "nats-token", "nats-tls-ca-cert", "nats-tls-cert", "nats-tls-key", "nats-tls-skip-verify"]
+                           "nats-token", "nats-tls-ca-cert", "nats-tls-cert", "nats-tls-key", "nats-tls-skip-verify",
+                           "nats-creds", "nats-nkey", "nats-jetstream", "nats-expected-stream", "nats-tls-first"]
     static let logentriesKeys = ["logentries-token", "line-only", "logentries-address", "logentries-region",
                                  "logentries-tls", "logentries-tls-ca-cert"]
     /// Consumed by dockerd itself (protocol doc §7.2) and passed through to us.
@@ -369,6 +397,23 @@ public struct LogOptions: Sendable {
         if let v = r.config["nats-tls-skip-verify"] {
             n.tlsSkipVerify = v.isEmpty ? true : try parseBool(v, key: "nats-tls-skip-verify")
         }
+        n.creds = try absolutePath(r, "nats-creds")
+        n.nkey = try absolutePath(r, "nats-nkey")
+        if n.creds != nil && n.nkey != nil {
+            throw OptionError("nats-creds and nats-nkey are alternatives (a .creds file holds its own seed): set only one of them")
+        }
+        if (n.creds != nil || n.nkey != nil) && (n.user != nil || n.token != nil) {
+            throw OptionError("\(n.creds != nil ? "nats-creds" : "nats-nkey") and \(n.token != nil ? "nats-token" : "nats-user/nats-pass") are alternatives: set only one of them")
+        }
+        if let v = r["nats-jetstream"] { n.jetstream = try parseBool(v, key: "nats-jetstream") }
+        if let v = r["nats-expected-stream"] {
+            guard n.jetstream else { throw OptionError("nats-expected-stream needs nats-jetstream=true") }
+            guard isStreamName(v) else {
+                throw OptionError("invalid nats-expected-stream \(OptionError.quote(v)): a JetStream stream name has no spaces, dots, *, >, / or \\ and is at most 255 bytes")
+            }
+            n.expectedStream = v
+        }
+        if let v = r["nats-tls-first"] { n.tlsFirst = try parseBool(v, key: "nats-tls-first") }
         return n
     }
 

@@ -16,6 +16,8 @@ public final class EventBuffer: Sendable {
         /// Lines the server refused (permissions, invalid subject): never published.
         public var rejectedLines = 0, rejectedBytes = 0
         public var resentLines = 0
+        /// Published lines a JetStream stream already held (a replay it deduplicated): not stored twice.
+        public var duplicateLines = 0
         public var bufferedBytes = 0
         /// Lines held now; at any moment received = published + dropped + rejected + buffered.
         public var bufferedLines = 0
@@ -221,10 +223,12 @@ public final class EventBuffer: Sendable {
     }
 
     /// The sink is done with everything up to `offset`: release it. Those lines count as
-    /// published, except the ones `unpublished` counts as rejected or dropped.
-    public func confirm(upTo offset: Int64, unpublished: Unpublished = Unpublished()) {
+    /// published, except the ones `unpublished` counts as rejected or dropped; `duplicates` of
+    /// the published ones were already stored by the server.
+    public func confirm(upTo offset: Int64, unpublished: Unpublished = Unpublished(), duplicates: Int = 0) {
         state.withLock { s in
             guard offset > s.base else { return }
+            s.counters.duplicateLines += duplicates
             let target = min(offset, s.end)
             let count = Int(target - s.base)
             var lines = 0, bytes = 0

@@ -1,9 +1,13 @@
-// How a log line waits in an EventBuffer: [UInt32 BE length][meta][Int64 BE time_nano][line].
+// How a log line waits in an EventBuffer:
+// [UInt32 BE length][meta][Int64 BE time_nano][UInt32 BE ordinal][line].
 // Lines are stored raw and encoded by the sink when it sends them, so the sink's
-// current limits (NATS max_payload, the Logentries line limit) always apply.
+// current limits (NATS max_payload, the Logentries line limit) always apply. The ordinal is
+// the line's position among the lines of its source with the same time_nano, counted where
+// the stream is read: with the container, time and source it names the line the same way
+// on every replay (the NATS Nats-Msg-Id).
 public enum LineRecord {
-    /// Bytes of a record's body before the line: meta (source, partial) + time.
-    public static let bodyOverhead = 9
+    /// Bytes of a record's body before the line: meta (source, partial) + time + ordinal.
+    public static let bodyOverhead = 13
 
     private static let stdout: StaticString = "stdout"
     private static let stderr: StaticString = "stderr"
@@ -12,11 +16,13 @@ public enum LineRecord {
         public var source: UnsafeRawBufferPointer
         public var timeNano: Int64
         public var partial: Bool
+        public var ordinal: UInt32
         public var line: UnsafeRawBufferPointer
     }
 
     @inline(__always)
-    public static func append(line: UnsafeRawBufferPointer, source: UnsafeRawBufferPointer, timeNano: Int64, partial: Bool, to out: inout [UInt8]) {
+    public static func append(line: UnsafeRawBufferPointer, source: UnsafeRawBufferPointer, timeNano: Int64, partial: Bool,
+                              ordinal: UInt32 = 0, to out: inout [UInt8]) {
         let n = line.count + bodyOverhead
         var meta: UInt8 = 2     // 0 stdout, 1 stderr, 2 anything else (never sent by Docker)
         if source.count == 6 && source[0] == 0x73 && source[1] == 0x74 && source[2] == 0x64 {   // "std"
@@ -29,6 +35,8 @@ public enum LineRecord {
         out.append(UInt8(truncatingIfNeeded: n >> 8)); out.append(UInt8(truncatingIfNeeded: n))
         out.append(meta)
         for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: t >> UInt64(shift))) }
+        out.append(UInt8(truncatingIfNeeded: ordinal >> 24)); out.append(UInt8(truncatingIfNeeded: ordinal >> 16))
+        out.append(UInt8(truncatingIfNeeded: ordinal >> 8)); out.append(UInt8(truncatingIfNeeded: ordinal))
         out.append(contentsOf: line)
     }
 
@@ -39,6 +47,8 @@ public enum LineRecord {
         let meta = p[offset + 4]
         var t: UInt64 = 0
         for i in 0..<8 { t = t << 8 | UInt64(p[offset + 5 + i]) }
+        var ordinal: UInt32 = 0
+        for i in 0..<4 { ordinal = ordinal << 8 | UInt32(p[offset + 13 + i]) }
         let src: StaticString
         switch meta & 0x7F {
         case 0: src = stdout
@@ -48,7 +58,29 @@ public enum LineRecord {
         let view = View(source: UnsafeRawBufferPointer(start: src.utf8Start, count: src.utf8CodeUnitCount),
                         timeNano: Int64(bitPattern: t),
                         partial: meta & 0x80 != 0,
+                        ordinal: ordinal,
                         line: UnsafeRawBufferPointer(rebasing: p[(offset + 4 + bodyOverhead)..<(offset + 4 + n)]))
         return (view, offset + 4 + n)
+    }
+
+    /// Counts lines of equal time per source (stdout, stderr, other): each source's lines come
+    /// from one reader of the daemon in time order, so the count is the same on every read.
+    public struct OrdinalCounter {
+        private var last: (Int64, Int64, Int64) = (.min, .min, .min)
+        private var count: (UInt32, UInt32, UInt32) = (0, 0, 0)
+        public init() {}
+
+        public mutating func next(source: UnsafeRawBufferPointer, timeNano: Int64) -> UInt32 {
+            let slot = source.count == 6 && source[3] == 0x6F ? 0 : source.count == 6 && source[3] == 0x65 ? 1 : 2
+            func step(_ l: inout Int64, _ c: inout UInt32) -> UInt32 {
+                if l == timeNano { c &+= 1 } else { l = timeNano; c = 0 }
+                return c
+            }
+            switch slot {
+            case 0: return step(&last.0, &count.0)
+            case 1: return step(&last.1, &count.1)
+            default: return step(&last.2, &count.2)
+            }
+        }
     }
 }

@@ -1,7 +1,8 @@
 // One container's log stream: FIFO bytes → frames → (re)joined lines → multi-line events
-// (when the container asks for them) → the sink's buffer (the sink encodes them when it sends). `LogStream` is what other threads may see
-// (names, the sink, counters); `StreamReader` is the decoding state, owned by the
-// StreamLoop thread alone. Nothing here blocks.
+// (when the container asks for them) → the sink's buffer (the sink encodes them when it
+// sends). `LogStream` is what other threads may see (names, the sink, counters);
+// `StreamReader` is the decoding state, owned by the StreamLoop thread alone. Nothing here
+// blocks.
 import Synchronization
 
 public final class LogStream: Sendable {
@@ -43,6 +44,7 @@ final class StreamReader {
     let stream: LogStream
     private var decoder = FrameDecoder()
     private var merger: PartialMerger
+    private var ordinals = LineRecord.OrdinalCounter()
     private var grouper: MultilineGrouper?
     private let dropLog = RateLimitedLog()
     /// Set by StopLogging (through the loop's inbox).
@@ -70,7 +72,8 @@ final class StreamReader {
         decoder.feed(chunk) { entry in
             merger.add(entry, now: now) { line, source, time, partial in
                 group(line, source, time, partial, now: now) { line, source, time, partial in
-                    LineRecord.append(line: line, source: source, timeNano: time, partial: partial, to: &scratch)
+                    LineRecord.append(line: line, source: source, timeNano: time, partial: partial,
+                                  ordinal: ordinals.next(source: source, timeNano: time), to: &scratch)
                     lines += 1
                     lineBytes += line.count
                 }
@@ -99,7 +102,8 @@ final class StreamReader {
         var lines = 0
         var lineBytes = 0
         func record(_ line: UnsafeRawBufferPointer, _ source: UnsafeRawBufferPointer, _ time: Int64, _ partial: Bool) {
-            LineRecord.append(line: line, source: source, timeNano: time, partial: partial, to: &scratch)
+            LineRecord.append(line: line, source: source, timeNano: time, partial: partial,
+                              ordinal: ordinals.next(source: source, timeNano: time), to: &scratch)
             lines += 1
             lineBytes += line.count
         }

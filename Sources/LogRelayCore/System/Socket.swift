@@ -148,8 +148,46 @@ public enum UnixSocket {
     }
 }
 
-/// Outgoing TCP connections with a deadline (the sinks' transport).
+/// Outgoing TCP connections with a deadline (the sinks' transport), and the metrics listener.
 public enum TCPSocket {
+    /// A non-blocking listening socket on `host` (an address: the listener must not depend
+    /// on a resolver) and `port` (0: any free port). Returns the fd and the bound port.
+    public static func listen(host: String, port: Int, backlog: Int32 = 64) throws(SystemError) -> (fd: Int32, port: Int) {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV
+        var res: UnsafeMutablePointer<addrinfo>? = nil
+        let rc = getaddrinfo(host, String(port), &hints, &res)
+        if rc != 0 {
+            throw SystemError("listen on \(host):\(port): \(String(cString: gai_strerror(rc)))", 0)
+        }
+        defer { freeaddrinfo(res) }
+        guard let a = res else { throw SystemError("listen on \(host):\(port): no address", 0) }
+        let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), a.pointee.ai_protocol)
+        if fd < 0 { throw SystemError("socket") }
+        // A restarted plugin rebinds at once, without waiting for TIME_WAIT connections.
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if bind(fd, a.pointee.ai_addr, a.pointee.ai_addrlen) != 0 {
+            let e = errno; FD.close(fd); throw SystemError("bind \(host):\(port)", e)
+        }
+        if Glibc.listen(fd, backlog) != 0 { let e = errno; FD.close(fd); throw SystemError("listen", e) }
+        var addr = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        var boundPort = port
+        if bound == 0 {
+            boundPort = withUnsafeBytes(of: &addr) { p in
+                // sin_port and sin6_port sit at the same offset, in network byte order.
+                Int(p[2]) << 8 | Int(p[3])
+            }
+        }
+        return (fd, boundPort)
+    }
+
     /// Resolves `host` and connects to the first address that answers within the deadline.
     /// The returned fd is non-blocking.
     public static func connect(host: String, port: Int, timeoutMs: Int32) throws(SystemError) -> Int32 {

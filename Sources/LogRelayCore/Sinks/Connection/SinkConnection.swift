@@ -18,6 +18,12 @@ public enum SessionEnd: Sendable {
     case stopped
 }
 
+/// An error that names its cause (a server's auth refusal, say): logged once per cause until
+/// a connection succeeds, instead of every 10 s while the reconnect loop meets it again.
+public protocol CausedError: Error {
+    var cause: String? { get }
+}
+
 /// A sink's protocol over one connection.
 public protocol SinkProtocol: Sendable {
     /// What the protocol needs per stream (subject, token, encoder).
@@ -90,6 +96,9 @@ public final class SinkConnection<P: SinkProtocol>: Sendable {
     private let carried = Atomic<Int>(0)
     private let onUnused: @Sendable (SinkConnection<P>) -> Bool
     private let errorLog = RateLimitedLog(intervalNanos: 10_000_000_000)
+    /// Causes already logged since the last successful connection (bounded).
+    private let loggedCauses = Mutex<Set<String>>([])
+    static var maxLoggedCauses: Int { 64 }
 
     /// `onUnused` is asked (with the registry's lock) whether a connection without streams may close.
     init(proto: P, onUnused: @escaping @Sendable (SinkConnection<P>) -> Bool) {
@@ -194,8 +203,20 @@ public final class SinkConnection<P: SinkProtocol>: Sendable {
 
     /// Records the error for metrics and logs it, at most once per 10 s unless `always`.
     /// Messages name servers (redacted) and options, never a secret.
-    public func noteError(_ text: String, always: Bool = false) {
+    /// With a `cause`, the text is logged the first time the cause is seen (until the next
+    /// successful connection) and never again in between.
+    public func noteError(_ text: String, always: Bool = false, cause: String? = nil) {
         statusBox.withLock { $0.lastError = text }
+        if let cause {
+            let first = loggedCauses.withLock { set in
+                guard !set.contains(cause) else { return false }
+                if set.count >= SinkConnection.maxLoggedCauses { set.removeAll() }
+                set.insert(cause)
+                return true
+            }
+            if first { Log.warn("\(P.kind): \(text)") }
+            return
+        }
         if always {
             Log.warn("\(P.kind): \(text)")
             return
@@ -247,7 +268,7 @@ public final class SinkConnection<P: SinkProtocol>: Sendable {
                     connected = (try proto.open(server, on: self), server)
                 } catch {
                     pool.failed(id)
-                    noteError("\(server.address): \(error)")
+                    noteError("\(server.address): \(error)", cause: (error as? CausedError)?.cause)
                 }
             }
             guard let (link, server) = connected else {
@@ -256,6 +277,7 @@ public final class SinkConnection<P: SinkProtocol>: Sendable {
                 continue
             }
             pool.connected(server.identity)
+            loggedCauses.withLock { $0.removeAll() }
             let name = "\(server.address)"
             statusBox.withLock { $0.state = .connected; $0.server = name; $0.connects += 1 }
             Log.info("\(P.kind): connected to \(name)")

@@ -1,5 +1,6 @@
 // NATS client protocol, publisher side: the incremental parser for what a server
-// sends (INFO, PING, PONG, +OK, -ERR, MSG/HMSG) and the bytes we send (CONNECT, PUB).
+// sends (INFO, PING, PONG, +OK, -ERR, MSG/HMSG), the bytes we send (CONNECT, SUB), and the
+// byte-level parser of JetStream's PubAck replies.
 import FoundationEssentials
 
 public enum NATSServerOp: Equatable, Sendable {
@@ -8,9 +9,19 @@ public enum NATSServerOp: Equatable, Sendable {
     case pong
     case ok
     case err(String)          // text without quotes, as sent
-    case msg                  // a delivered message (we never subscribe; skipped)
+    case msg(NATSMessage)     // a delivered message (JetStream replies to our inbox)
 }
 
+/// A MSG or HMSG. Payloads larger than the parser's `keepPayloadBytes` are skipped, never
+/// held (a publisher expects small replies): `payload` is then nil.
+public struct NATSMessage: Equatable, Sendable {
+    public var subject: [UInt8]
+    public var sid: [UInt8]
+    /// The status of an HMSG whose header block starts `NATS/1.0 <code>` (503: no responders).
+    public var status: Int?
+    public var statusText: String
+    public var payload: [UInt8]?
+}
 public struct NATSInfo: Decodable, Equatable, Sendable {
     public var serverID: String?
     public var version: String?
@@ -23,19 +34,24 @@ public struct NATSInfo: Decodable, Equatable, Sendable {
     public var tlsVerify: Bool?
     public var connectURLs: [String]?
     public var ldm: Bool?
+    /// Present when the server authenticates with NKeys or JWTs: the client signs it.
+    public var nonce: String?
+    public var jetstream: Bool?
 
     enum CodingKeys: String, CodingKey {
         case serverID = "server_id", version, proto, headers
         case maxPayload = "max_payload", authRequired = "auth_required"
         case tlsRequired = "tls_required", tlsAvailable = "tls_available", tlsVerify = "tls_verify"
-        case connectURLs = "connect_urls", ldm
+        case connectURLs = "connect_urls", ldm, nonce, jetstream
     }
 
     public init() {}
 }
 
-public struct NATSProtocolError: Error, CustomStringConvertible, Sendable {
+public struct NATSProtocolError: Error, CustomStringConvertible, Sendable, CausedError {
     public let message: String
+    /// Set for refusals that repeat on every attempt (auth): logged once per cause.
+    public var cause: String? = nil
     public var description: String { message }
 }
 
@@ -44,12 +60,18 @@ public struct NATSProtocolError: Error, CustomStringConvertible, Sendable {
 public struct NATSServerParser {
     private var buffer: [UInt8] = []
     private var start = 0
-    private var skipPayload = 0      // bytes of a MSG payload (+CRLF) still to skip
+    private var skipPayload = 0      // bytes of a large MSG payload (+CRLF) still to skip
+    private var pending: (message: NATSMessage, headerBytes: Int, totalBytes: Int)? = nil  // a MSG waiting for its payload
     public let maxLineBytes: Int
+    /// Payloads up to this size are kept; larger ones are skipped as they arrive.
+    public let keepPayloadBytes: Int
     /// Largest MSG/HMSG payload size accepted (nats-server refuses max_payload above 64 MiB).
     static let maxMessageBytes = 64 << 20
 
-    public init(maxLineBytes: Int = 1 << 20) { self.maxLineBytes = maxLineBytes }
+    public init(maxLineBytes: Int = 1 << 20, keepPayloadBytes: Int = 4096) {
+        self.maxLineBytes = maxLineBytes
+        self.keepPayloadBytes = keepPayloadBytes
+    }
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         if start > 0 && start == buffer.count { buffer.removeAll(keepingCapacity: true); start = 0 }
@@ -66,6 +88,16 @@ public struct NATSServerParser {
                 skipPayload -= n
                 if skipPayload > 0 { return nil }
             }
+            if let p = pending {
+                guard buffer.count - start >= p.totalBytes + 2 else { compact(); return nil }
+                pending = nil
+                var m = p.message
+                let body = buffer[start..<(start + p.totalBytes)]
+                start += p.totalBytes + 2
+                if p.headerBytes > 0 { NATSServerParser.parseStatus(body.prefix(p.headerBytes), into: &m) }
+                m.payload = Array(body.dropFirst(p.headerBytes))
+                return .msg(m)
+            }
             guard let nl = buffer[start...].firstIndex(of: 0x0A) else {
                 if buffer.count - start > maxLineBytes {
                     throw NATSProtocolError(message: "server sent a line longer than \(maxLineBytes) bytes")
@@ -78,8 +110,32 @@ public struct NATSServerParser {
             let line = Array(buffer[start..<lineEnd])
             start = nl + 1
             if line.isEmpty { continue }
-            return try NATSServerParser.parseLine(line, skip: &skipPayload)
+            switch try NATSServerParser.parseLine(line) {
+            case .op(let op): return op
+            case .message(let m, let headerBytes, let totalBytes):
+                if totalBytes <= keepPayloadBytes {
+                    pending = (m, headerBytes, totalBytes)
+                } else {
+                    skipPayload = totalBytes + 2
+                    return .msg(m)
+                }
+            }
         }
+    }
+
+    /// `NATS/1.0 503 No Responders` → status 503 and its text; other header lines are ignored.
+    static func parseStatus(_ headers: ArraySlice<UInt8>, into m: inout NATSMessage) {
+        let first = headers.prefix { $0 != 0x0D && $0 != 0x0A }
+        let fields = first.split(maxSplits: 2, whereSeparator: { $0 == 0x20 || $0 == 0x09 })
+        guard fields.count >= 2, fields[0].elementsEqual("NATS/1.0".utf8), fields[1].count == 3,
+              let code = Int(String(decoding: fields[1], as: UTF8.self)) else { return }
+        m.status = code
+        if fields.count == 3 { m.statusText = String(decoding: fields[2].prefix(200), as: UTF8.self) }
+    }
+
+    enum Line {
+        case op(NATSServerOp)
+        case message(NATSMessage, headerBytes: Int, totalBytes: Int)
     }
 
     private mutating func compact() {
@@ -89,40 +145,47 @@ public struct NATSServerParser {
         }
     }
 
-    static func parseLine(_ line: [UInt8], skip: inout Int) throws(NATSProtocolError) -> NATSServerOp {
+    static func parseLine(_ line: [UInt8]) throws(NATSProtocolError) -> Line {
         // Op name: up to the first space/tab.
         var i = 0
         while i < line.count && line[i] != 0x20 && line[i] != 0x09 { i += 1 }
         let op = String(decoding: line[0..<i], as: UTF8.self).uppercased()
         let rest = line[i...]
         switch op {
-        case "PING": return .ping
-        case "PONG": return .pong
-        case "+OK": return .ok
+        case "PING": return .op(.ping)
+        case "PONG": return .op(.pong)
+        case "+OK": return .op(.ok)
         case "-ERR":
             var text = rest.drop { $0 == 0x20 || $0 == 0x09 }
             while let l = text.last, l == 0x20 || l == 0x09 { text = text.dropLast() }
             if text.first == 0x27 { text = text.dropFirst() }     // the text comes in single quotes
             if text.last == 0x27 { text = text.dropLast() }
-            return .err(String(decoding: text, as: UTF8.self))
+            return .op(.err(String(decoding: text, as: UTF8.self)))
         case "INFO":
             do {
                 let info = try JSONDecoder().decode(NATSInfo.self, from: Data(rest))
-                return .info(info)
+                return .op(.info(info))
             } catch {
                 throw NATSProtocolError(message: "server sent an INFO that is not valid JSON")
             }
         case "MSG", "HMSG":
-            // The last field is the total payload size; skip payload + CRLF.
+            // MSG <subject> <sid> [reply] <#bytes>; HMSG <subject> <sid> [reply] <#hdr> <#total>.
             let fields = rest.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 })
-            // Bounded by NATS's own hard limit on max_payload (64 MiB), so `n + 2` cannot overflow
-            // and a hostile size cannot make the connection swallow everything that follows.
-            guard let last = fields.last, let n = Int(String(decoding: last, as: UTF8.self)), n >= 0,
-                  n <= NATSServerParser.maxMessageBytes else {
+            let headers = op == "HMSG"
+            // Sizes are bounded by NATS's own hard limit on max_payload (64 MiB), so `n + 2`
+            // cannot overflow and a hostile size cannot make the connection swallow everything after it.
+            func size(_ f: ArraySlice<UInt8>?) -> Int? {
+                guard let f, f.count <= 9, let n = Int(String(decoding: f, as: UTF8.self)), n >= 0,
+                      n <= NATSServerParser.maxMessageBytes else { return nil }
+                return n
+            }
+            let minFields = headers ? 4 : 3
+            guard fields.count >= minFields, fields.count <= minFields + 1, let total = size(fields.last),
+                  let hdr = headers ? size(fields[fields.count - 2]) : 0, hdr <= total else {
                 throw NATSProtocolError(message: "server sent a malformed \(op) line")
             }
-            skip = n + 2
-            return .msg
+            let m = NATSMessage(subject: Array(fields[0]), sid: Array(fields[1]), status: nil, statusText: "", payload: nil)
+            return .message(m, headerBytes: hdr, totalBytes: total)
         default:
             let shown = String(decoding: line.prefix(40), as: UTF8.self)
             throw NATSProtocolError(message: "server sent an unknown operation: \(shown.debugDescription)")
@@ -132,20 +195,183 @@ public struct NATSServerParser {
 
 /// Bytes we send.
 enum NATSClientCommands {
-    static func connect(user: String?, pass: String?, token: String?, headers: Bool, name: String) -> [UInt8] {
+    struct Auth {
+        var user: String?, pass: String?, token: String?
+        var jwt: String?, nkey: String?, sig: String?
+    }
+
+    static func connect(_ auth: Auth, headers: Bool, name: String) -> [UInt8] {
         var json = "{\"verbose\":false,\"pedantic\":false,\"lang\":\"swift\",\"version\":\"\(logrelayVersion)\",\"protocol\":1"
         json += ",\"name\":\(JSONText.quote(name))"
         if headers { json += ",\"headers\":true,\"no_responders\":true" }
-        if let t = token { json += ",\"auth_token\":\(JSONText.quote(t))" }
-        if let u = user { json += ",\"user\":\(JSONText.quote(u))" }
-        if let p = pass { json += ",\"pass\":\(JSONText.quote(p))" }
+        if let t = auth.token { json += ",\"auth_token\":\(JSONText.quote(t))" }
+        if let u = auth.user { json += ",\"user\":\(JSONText.quote(u))" }
+        if let p = auth.pass { json += ",\"pass\":\(JSONText.quote(p))" }
+        if let j = auth.jwt { json += ",\"jwt\":\(JSONText.quote(j))" }
+        if let k = auth.nkey { json += ",\"nkey\":\(JSONText.quote(k))" }
+        if let s = auth.sig { json += ",\"sig\":\(JSONText.quote(s))" }
         json += "}"
         return Array("CONNECT \(json)\r\nPING\r\n".utf8)
     }
 
+    static func subscribe(_ subject: String, sid: Int) -> [UInt8] { Array("SUB \(subject) \(sid)\r\n".utf8) }
+
     static let ping = Array("PING\r\n".utf8)
     static let pong = Array("PONG\r\n".utf8)
+}
 
+/// A JetStream publish reply: `{"stream":"LOGS","seq":7}`, `{…,"duplicate":true}`, or
+/// `{"error":{"code":503,"err_code":10077,"description":"…"},…}`. Parsed on bytes: one arrives
+/// per published line.
+public enum NATSPubAck: Equatable, Sendable {
+    case stored(seq: UInt64, duplicate: Bool)
+    case error(code: Int, errCode: Int, description: String)
+
+    /// nil when the payload is not a PubAck (not a JSON object, or neither `error` nor a
+    /// non-empty `stream` with a `seq`).
+    public static func parse(_ p: some Collection<UInt8>) -> NATSPubAck? {
+        var r = PubAckReader(bytes: Array(p.prefix(4096)))
+        return r.ack()
+    }
+}
+
+/// A tiny JSON reader for the fields of a PubAck; anything else is skipped with a depth limit.
+struct PubAckReader {
+    let bytes: [UInt8]
+    var i = 0
+    static let maxDepth = 16
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func ack() -> NATSPubAck? {
+        var stream = false, seq: UInt64? = nil, duplicate = false
+        var error: (Int, Int, String)? = nil
+        let ok = object { r, key in
+            switch key {
+            case "stream": guard let s = r.string() else { return false }; stream = !s.isEmpty
+            case "seq": guard let n = r.unsigned() else { return false }; seq = n
+            case "duplicate": guard let b = r.bool() else { return false }; duplicate = b
+            case "error":
+                var code = 0, errCode = 0, text = ""
+                guard r.object({ r, k in
+                    switch k {
+                    case "code": guard let n = r.unsigned(), n < 1_000_000 else { return false }; code = Int(n)
+                    case "err_code": guard let n = r.unsigned(), n < 1_000_000 else { return false }; errCode = Int(n)
+                    case "description": guard let s = r.string() else { return false }; text = String(decoding: s.prefix(300), as: UTF8.self)
+                    default: return r.skipValue(depth: 1)
+                    }
+                    return true
+                }) else { return false }
+                error = (code, errCode, text)
+            default: return r.skipValue(depth: 0)
+            }
+            return true
+        }
+        guard ok else { return nil }
+        skipSpace()
+        guard i == bytes.count else { return nil }
+        if let (c, e, t) = error { return .error(code: c, errCode: e, description: t) }
+        guard stream, let seq else { return nil }
+        return .stored(seq: seq, duplicate: duplicate)
+    }
+
+    mutating func skipSpace() {
+        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D { i += 1 }
+    }
+
+    mutating func eat(_ c: UInt8) -> Bool {
+        skipSpace()
+        guard i < bytes.count, bytes[i] == c else { return false }
+        i += 1
+        return true
+    }
+
+    /// `{ "key": value, … }`; `field` reads the value of each key (false: malformed).
+    mutating func object(_ field: (inout PubAckReader, String) -> Bool) -> Bool {
+        guard eat(0x7B) else { return false }
+        if eat(0x7D) { return true }
+        repeat {
+            skipSpace()
+            guard let k = string(), eat(0x3A) else { return false }
+            // Key names of interest are short ASCII; longer keys are skipped without a String.
+            let key = k.count <= 16 ? String(decoding: k, as: UTF8.self) : ""
+            skipSpace()
+            guard field(&self, key) else { return false }
+        } while eat(0x2C)
+        return eat(0x7D)
+    }
+
+    /// A string's raw bytes between the quotes (escapes kept as written: the keys and values
+    /// a PubAck carries need no unescaping to be recognized or shown).
+    mutating func string() -> ArraySlice<UInt8>? {
+        skipSpace()
+        guard i < bytes.count, bytes[i] == 0x22 else { return nil }
+        let start = i + 1
+        var j = start
+        while j < bytes.count {
+            switch bytes[j] {
+            case 0x5C: j += 2
+            case 0x22:
+                i = j + 1
+                return bytes[start..<j]
+            default: j += 1
+            }
+        }
+        return nil
+    }
+
+    mutating func unsigned() -> UInt64? {
+        skipSpace()
+        var n: UInt64 = 0
+        let start = i
+        while i < bytes.count, bytes[i] >= 0x30 && bytes[i] <= 0x39 {
+            let (m, o1) = n.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(UInt64(bytes[i] - 0x30))
+            if o1 || o2 { return nil }
+            n = a
+            i += 1
+        }
+        return i > start ? n : nil
+    }
+
+    mutating func bool() -> Bool? {
+        skipSpace()
+        if literal("true") { return true }
+        if literal("false") { return false }
+        return nil
+    }
+
+    mutating func literal(_ word: StaticString) -> Bool {
+        let n = word.utf8CodeUnitCount
+        guard i + n <= bytes.count else { return false }
+        let w = UnsafeBufferPointer(start: word.utf8Start, count: n)
+        guard bytes[i..<(i + n)].elementsEqual(w) else { return false }
+        i += n
+        return true
+    }
+
+    mutating func skipValue(depth: Int) -> Bool {
+        guard depth < PubAckReader.maxDepth else { return false }
+        skipSpace()
+        guard i < bytes.count else { return false }
+        switch bytes[i] {
+        case 0x22: return string() != nil
+        case 0x7B: return object { r, _ in r.skipValue(depth: depth + 1) }
+        case 0x5B:
+            i += 1
+            if eat(0x5D) { return true }
+            repeat { guard skipValue(depth: depth + 1) else { return false } } while eat(0x2C)
+            return eat(0x5D)
+        case 0x74: return literal("true")
+        case 0x66: return literal("false")
+        case 0x6E: return literal("null")
+        default:
+            let start = i
+            while i < bytes.count, (bytes[i] >= 0x30 && bytes[i] <= 0x39) || bytes[i] == 0x2D || bytes[i] == 0x2B
+                    || bytes[i] == 0x2E || bytes[i] == 0x65 || bytes[i] == 0x45 { i += 1 }
+            return i > start
+        }
+    }
 }
 
 public let logrelayVersion = "0.1.0"

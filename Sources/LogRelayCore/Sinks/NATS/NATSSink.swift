@@ -1,26 +1,58 @@
-// The NATS protocol on the connection shell. The handshake is INFO → CONNECT → PING/PONG;
-// a session then coalesces the streams' lines into large writes of PUBs, each write ending
-// in a PING, and releases lines when the PONG after them arrives (the server has processed
-// them). Lines the server refused (-ERR permissions violation) count as rejected, lines
-// that cannot fit the server's max_payload as dropped: neither is ever counted as published.
+// The NATS protocol on the connection shell. The handshake is (TLS first →) INFO → CONNECT
+// (user/password, token, or an NKey signature of the server's nonce with the user JWT of a
+// .creds file) → PING/PONG. A session then coalesces the streams' lines into large writes of
+// PUBs (HPUBs when the server supports headers: a stable Nats-Msg-Id and the container's id,
+// name and source), and releases them:
+// - core NATS: each write ends in a PING and its lines are released by the PONG after them
+//   (the server has processed them). Lines the server refused (-ERR permissions violation)
+//   count as rejected.
+// - JetStream (nats-jetstream): each message carries a reply subject on the session's inbox
+//   and its line is released by the stream's PubAck, in order per stream, with a bounded
+//   window of messages waiting. Duplicates the stream detected are counted, not re-sent;
+//   errors where retrying helps (503, no PubAck in time) rewind every stream to its release
+//   point and publish again after a backoff (the same ids: the stream drops what it holds).
+// Lines that cannot fit the server's max_payload count as dropped; no refused, dropped or
+// unacknowledged line is ever counted as published.
 //
 // Nothing a server sends can make the session grow: input is read in bounded chunks and
-// parsed after each one, at most `inboundBytesPerSecond` (a publisher receives little: PONGs,
-// PINGs, INFOs); PINGs are answered with one PONG per write; the write buffer is refilled
-// only when it has drained. A PONG without a PING of ours in flight, or a MSG (we never
-// subscribe), is a protocol error.
+// parsed after each one, at most `inboundBytesPerSecond` (more with JetStream, whose PubAcks
+// arrive one per line); PINGs are answered with one PONG per write; the write buffer is
+// refilled only when it has drained; message payloads over 4 KiB are skipped unread. A PONG
+// without a PING of ours in flight, or a MSG that is not a reply to our inbox, is a protocol error.
 import FoundationEssentials
 import Glibc
 
 public struct NATSRoute: Sendable {
     public let subject: String
     let pubPrefix: [UInt8]               // "PUB <subject> "
+    let hpubPrefix: [UInt8]              // "HPUB <subject> "
+    /// "NATS/1.0\r\nNats-Msg-Id: <container id>-": the header block up to the line's identity.
+    let msgIDPrefix: [UInt8]
+    /// "Logrelay-Container-Id: …\r\nLogrelay-Container-Name: …\r\n"
+    let containerHeaders: [UInt8]
     let encoder: EventEncoder
 
-    public init(subject: String, encoder: EventEncoder) {
+    public init(subject: String, encoder: EventEncoder, containerID: String = "", containerName: String = "") {
         self.subject = subject
         self.encoder = encoder
         pubPrefix = Array("PUB \(subject) ".utf8)
+        hpubPrefix = Array("HPUB \(subject) ".utf8)
+        let id = NATSRoute.headerValue(containerID)
+        msgIDPrefix = Array("NATS/1.0\r\nNats-Msg-Id: \(id)-".utf8)
+        let name = NATSRoute.headerValue(containerName.hasPrefix("/") ? String(containerName.dropFirst()) : containerName)
+        containerHeaders = Array("Logrelay-Container-Id: \(id)\r\nLogrelay-Container-Name: \(name)\r\n".utf8)
+    }
+
+    /// A header value cannot hold CR, LF or other control bytes (Docker's ids and names never do).
+    static func headerValue(_ s: String) -> String {
+        String(decoding: s.utf8.map { $0 < 0x20 || $0 == 0x7F ? 0x5F : $0 }, as: UTF8.self)
+    }
+
+    /// The longest header block a line of this route can get (a cut line's piece suffix included).
+    func headerBound(extra: Int) -> Int {
+        // "-" time (≤ 20) "-" source (≤ 6) "-" ordinal (≤ 10) "-" piece (≤ 10) CRLF, the
+        // container headers, "Logrelay-Source: " source CRLF, the extra headers, CRLF.
+        msgIDPrefix.count + 20 + 1 + 6 + 1 + 10 + 1 + 10 + 2 + containerHeaders.count + 17 + 6 + 2 + extra + 2
     }
 }
 
@@ -44,7 +76,7 @@ public struct NATSSink: SinkProtocol {
     public typealias Carry = Void
     public static let kind = "nats"
     let options: NATSOptions
-    /// Set when the options ask for TLS (tls:// or any nats-tls-* option): always used.
+    /// Set when the options ask for TLS (tls://, tls-first or any nats-tls-* option): always used.
     let tls: TLSContext?
     /// For servers that demand TLS although the options did not: system CAs, verified.
     let systemTLS: SystemTLS
@@ -56,9 +88,16 @@ public struct NATSSink: SinkProtocol {
     static let readChunk = 64 * 1024
     static let readsPerTurn = 4
     static let inboundBytesPerSecond = 4 << 20
+    /// PubAcks are ~100 bytes, one per line, at up to ~60,000 lines/s per connection.
+    static let jetStreamInboundBytesPerSecond = 32 << 20
     static let keepaliveNs: Int64 = 5_000_000_000
     static let staleNs: Int64 = 20_000_000_000
     static let maxTrackedSubjects = 1024
+    /// JetStream messages waiting for their PubAck, at most (nats.go's async limit is 4000).
+    static let windowMessages = 4096
+    static let windowBytes = 8 << 20
+    /// No PubAck for this long: the stream (or its leader) lost the message; publish again.
+    static let ackTimeoutNs: Int64 = 3_000_000_000
 
     public init(options: NATSOptions, tls: TLSContext?, systemTLS: SystemTLS) {
         self.options = options
@@ -73,7 +112,7 @@ public struct NATSSink: SinkProtocol {
 
     // MARK: - Handshake
 
-    /// Connects and completes INFO → CONNECT → PING/PONG within one deadline.
+    /// Connects and completes (TLS →) INFO → CONNECT → PING/PONG within one deadline.
     public func open(_ server: ServerPool<NATSServerURL>.Server, on shell: NATSConnection) throws -> NATSLink {
         let url = server.address
         let deadline = Clock.monotonicNanos() + NATSSink.handshakeTimeoutNs
@@ -92,39 +131,87 @@ public struct NATSSink: SinkProtocol {
         }
 
         do {
-            guard case .info(let info) = try nextOp() else {
-                throw NATSProtocolError(message: "server did not start with INFO")
-            }
-            // TLS is required by local config (never only by INFO, which a MITM could strip),
-            // or by the server.
-            let wantTLS = url.scheme == .tls || tls != nil
-            if wantTLS && info.tlsRequired != true && info.tlsAvailable != true {
-                throw NATSProtocolError(message: "TLS was asked for but the server does not offer it")
-            }
-            if wantTLS || info.tlsRequired == true {
+            if options.tlsFirst {
+                // handshake_first servers speak TLS from the first byte and send INFO inside it.
                 let ctx = try tls ?? systemTLS.context()
                 plain.release()
                 stream = try TLSStream(fd: fd, context: ctx, serverName: server.tlsName, deadline: deadline)
             }
-            let (user, pass, token) = credentials(for: url)
-            if info.authRequired == true && user == nil && token == nil {
-                shell.noteError("\(url) requires authentication and no credentials are configured")
+            guard case .info(let info) = try nextOp() else {
+                throw NATSProtocolError(message: "server did not start with INFO")
             }
-            try stream.writeAll(NATSClientCommands.connect(user: user, pass: pass, token: token, headers: false, name: "logrelay"), deadline: deadline)
+            if !options.tlsFirst {
+                // TLS is required by local config (never only by INFO, which a MITM could strip),
+                // or by the server.
+                let wantTLS = url.scheme == .tls || tls != nil
+                if wantTLS && info.tlsRequired != true && info.tlsAvailable != true {
+                    throw NATSProtocolError(message: "TLS was asked for but the server does not offer it")
+                }
+                if wantTLS || info.tlsRequired == true {
+                    let ctx = try tls ?? systemTLS.context()
+                    plain.release()
+                    stream = try TLSStream(fd: fd, context: ctx, serverName: server.tlsName, deadline: deadline)
+                }
+            }
+            let auth = try authentication(for: url, info: info, on: shell)
+            try stream.writeAll(NATSClientCommands.connect(auth, headers: info.headers == true, name: "logrelay"), deadline: deadline)
             while true {
                 switch try nextOp() {
                 case .pong:
                     return NATSLink(stream: stream, info: info, parser: parser, tlsName: server.tlsName)
                 case .ping: try stream.writeAll(NATSClientCommands.pong, deadline: deadline)
                 case .ok, .info: continue
-                case .msg: throw NATSProtocolError(message: "server sent a message though we never subscribed")
-                case .err(let text): throw NATSProtocolError(message: "server refused the connection: \(text)")
+                case .msg: throw NATSProtocolError(message: "server sent a message before we subscribed")
+                case .err(let text): throw refusal(text)
                 }
             }
         } catch {
             stream.close()
             throw error
         }
+    }
+
+    /// What CONNECT carries. The key file is read again for every connection, so credentials
+    /// rotated on disk apply from the next reconnect; the seed is dropped once the nonce is signed.
+    private func authentication(for url: NATSServerURL, info: NATSInfo, on shell: NATSConnection) throws -> NATSClientCommands.Auth {
+        var auth = NATSClientCommands.Auth()
+        if let file = options.userKey {
+            let creds: NATSUserCredentials
+            do { creds = try file.load() } catch {
+                throw NATSProtocolError(message: error.message, cause: "file \(file.kind.rawValue): \(error.message)")
+            }
+            guard let nonce = info.nonce else {
+                throw NATSProtocolError(message: "\(file.kind.rawValue) is set but the server sent no nonce to sign: it does not authenticate with NKeys or JWTs",
+                                        cause: "no nonce")
+            }
+            let signer = try NATSSigner(seed: creds.seed)
+            auth.sig = try signer.sign(Array(nonce.utf8))
+            if let jwt = creds.jwt { auth.jwt = jwt } else { auth.nkey = signer.publicKey }
+            return auth
+        }
+        let (user, pass, token) = credentials(for: url)
+        if info.authRequired == true && user == nil && token == nil {
+            shell.noteError("\(url) requires authentication and no credentials are configured", cause: "no credentials")
+        }
+        auth.user = user
+        auth.pass = pass
+        auth.token = token
+        return auth
+    }
+
+    /// A -ERR during the handshake, said so a person can act on it (once per cause in the log).
+    private func refusal(_ text: String) -> NATSProtocolError {
+        let lower = text.lowercased()
+        var message = "server refused the connection: \(text)"
+        if let file = options.userKey, lower.hasPrefix("authorization violation") || lower.contains("expired") {
+            let jwt = (try? file.load())?.jwt
+            if let exp = jwt.flatMap(NATSUserCredentials.expiry(ofJWT:)), exp <= Int64(Glibc.time(nil)) {
+                message += " (the user JWT in \(file.kind.rawValue) \(file.shownPath.debugDescription) expired at \(EventEncoder.formatTime(exp * 1_000_000_000)))"
+            } else {
+                message += " (check that the seed in \(file.kind.rawValue) \(file.shownPath.debugDescription) is the one the server knows\(jwt != nil ? " and that the user JWT is still valid" : ""))"
+            }
+        }
+        return NATSProtocolError(message: message, cause: "refused: \(lower)")
     }
 
     /// URL user info wins over the options (nats.go's rule).
@@ -154,7 +241,7 @@ public struct NATSSink: SinkProtocol {
 
     // MARK: - Session
 
-    /// The lines of one stream in one write, and what became of them.
+    /// The lines of one stream in one write, and what became of them (core NATS).
     private struct Mark {
         let attachment: NATSAttachment
         let offset: Int64
@@ -170,12 +257,47 @@ public struct NATSSink: SinkProtocol {
         var sentAt: Int64
     }
 
+    /// How messages are framed in this session.
+    struct Framing {
+        var headers: Bool
+        /// "Nats-Expected-Stream: X\r\n" or empty.
+        var extraHeaders: [UInt8]
+        /// "_INBOX.<random>." with JetStream, else empty.
+        var inbox: [UInt8]
+        var maxPayload: Int
+    }
+
+    /// The JetStream side of a session: the window, the streams by slot, the retry schedule.
+    private struct JetStreamState {
+        var window = PubAckWindow()
+        var slots: [ObjectIdentifier: Int] = [:]
+        var attachments: [NATSAttachment] = []
+        var retryAt: Int64 = 0
+        var backoff = Backoff(firstNs: 250_000_000, maxNs: 5_000_000_000)
+
+        mutating func slot(_ a: NATSAttachment) -> Int {
+            if let s = slots[ObjectIdentifier(a)] { return s }
+            attachments.append(a)
+            slots[ObjectIdentifier(a)] = attachments.count - 1
+            return attachments.count - 1
+        }
+    }
+
     public func run(_ link: NATSLink, on shell: NATSConnection, pool: inout ServerPool<NATSServerURL>, carry: inout Void) -> SessionEnd {
         let stream = link.stream
         let scheme = options.servers.first?.scheme ?? .nats
         var parser = link.parser
-        var maxPayload = link.info.maxPayload.map { max($0, 1) } ?? 1 << 20
+        let headers = link.info.headers == true
+        var framing = Framing(headers: headers,
+                              extraHeaders: headers ? options.expectedStream.map { Array("Nats-Expected-Stream: \($0)\r\n".utf8) } ?? [] : [],
+                              inbox: options.jetstream ? NATSSink.newInbox() : [],
+                              maxPayload: link.info.maxPayload.map { max($0, 1) } ?? 1 << 20)
         discover(link.info, into: &pool, scheme: scheme, tlsName: link.tlsName)
+        let jetstream = options.jetstream
+        var js = JetStreamState()
+        if jetstream && !headers {
+            shell.noteError("the server does not support headers: JetStream messages go without Nats-Msg-Id, so replays may be stored twice", cause: "no headers")
+        }
 
         var out = [UInt8]()
         out.reserveCapacity(NATSSink.writeBatchBytes + 64 * 1024)
@@ -193,12 +315,60 @@ public struct NATSSink: SinkProtocol {
         var unusedSince: Int64? = nil
         var raw = [UInt8]()
         var events = [UInt8]()
-        var inbound = NATSSink.inboundBytesPerSecond
+        var header = [UInt8]()
+        let inboundPerSecond = jetstream ? NATSSink.jetStreamInboundBytesPerSecond : NATSSink.inboundBytesPerSecond
+        var inbound = inboundPerSecond
         var inboundRefillAt = lastSend + 1_000_000_000
         var pendingInput = true              // the handshake may have left ops in the parser
+        if jetstream { out.append(contentsOf: NATSClientCommands.subscribe(String(decoding: framing.inbox, as: UTF8.self) + "*", sid: 1)) }
+
+        /// Publishing again helps (no leader yet, storage busy, a lost message): every stream
+        /// goes back to its release point and is published again after a backoff.
+        func retry(code: Int, errCode: Int, text: String, now: Int64, logged: Bool = false) {
+            guard !js.window.isEmpty else { return }
+            if !logged {
+                shell.noteError("JetStream: \(text) (code \(code)\(errCode != 0 ? ", err_code \(errCode)" : "")); publishing again", cause: "jetstream \(code) \(errCode)")
+            }
+            js.backoff.failed()
+            js.retryAt = now + js.backoff.delay()
+            js.window.reset()
+            for a in js.attachments { a.buffer.rewind() }
+        }
+
+        /// A PubAck (or a no-responders status) for message `seq`.
+        func settle(_ seq: UInt64, _ m: NATSMessage, now: Int64) {
+            let state: PubAckWindow.State
+            if let status = m.status {
+                // 503 on a reply: no stream listens on the subject (or its leader is gone).
+                retry(code: status, errCode: 0, text: status == 503 ? "no responders: no stream for subject, or its leader is not available" : m.statusText, now: now)
+                return
+            }
+            switch m.payload.flatMap(NATSPubAck.parse) {
+            case .stored(_, let duplicate)?:
+                state = duplicate ? .duplicate : .stored
+                js.backoff.reset()
+            case .error(let code, let errCode, let text)?:
+                if NATSSink.isRetryable(code: code, errCode: errCode) {
+                    retry(code: code, errCode: errCode, text: text, now: now)
+                    return
+                }
+                shell.noteError("JetStream refused a message: \(text) (code \(code), err_code \(errCode)); its line is counted as rejected",
+                                cause: "jetstream \(code) \(errCode)")
+                state = .rejected
+            case nil:
+                shell.noteError("JetStream sent a reply that is not a PubAck; publishing again", cause: "bad pub ack")
+                retry(code: 0, errCode: 0, text: "", now: now, logged: true)
+                return
+            }
+            guard let slot = js.window.settle(seq, as: state) else { return }
+            let r = js.window.release(stream: slot)
+            if r.offset >= 0 {
+                js.attachments[slot].buffer.confirm(upTo: r.offset, unpublished: r.unpublished, duplicates: r.duplicates)
+            }
+        }
 
         /// Handles one server op; non-nil ends the session.
-        func handle(_ op: NATSServerOp) -> SessionEnd? {
+        func handle(_ op: NATSServerOp, now: Int64) -> SessionEnd? {
             switch op {
             case .ping:
                 pongOwed = true
@@ -214,15 +384,19 @@ public struct NATSSink: SinkProtocol {
                     inFlightHead = 0
                 }
             case .info(let info):
-                if let mp = info.maxPayload { maxPayload = max(mp, 1) }
+                if let mp = info.maxPayload { framing.maxPayload = max(mp, 1) }
                 discover(info, into: &pool, scheme: scheme, tlsName: link.tlsName)
                 if info.ldm == true { return .redirected("server entered lame-duck mode") }
             case .err(let text):
                 let lower = text.lowercased()
+                if jetstream && lower.hasPrefix("permissions violation for subscription") {
+                    return .failed("server refused the PubAck inbox subscription (\(text)): the user needs subscribe permission on _INBOX.>")
+                }
                 guard lower.hasPrefix("permissions violation for publish") || lower.hasPrefix("invalid publish subject") else {
                     return .failed("server error: \(text)")
                 }
-                // The connection stays open; the lines are counted as rejected on the next PONG.
+                // The connection stays open; the lines are counted as rejected on the next PONG
+                // (with JetStream, the refused message gets no PubAck and is published again).
                 let subject = NATSSink.quotedSubject(text)
                 if violations[subject] != nil || violations.count < NATSSink.maxTrackedSubjects {
                     violations[subject, default: 0] += 1
@@ -230,8 +404,11 @@ public struct NATSSink: SinkProtocol {
                 shell.noteError("server: \(text)")
             case .ok:
                 break
-            case .msg:
-                return .failed("protocol error: server sent a message though we never subscribed")
+            case .msg(let m):
+                guard jetstream, m.sid.elementsEqual("1".utf8), let seq = NATSSink.replySequence(m.subject, inbox: framing.inbox) else {
+                    return .failed("protocol error: server sent a message that is not a reply to our inbox")
+                }
+                settle(seq, m, now: now)
             }
             return nil
         }
@@ -239,13 +416,14 @@ public struct NATSSink: SinkProtocol {
         while !shell.isStopping {
             var now = Clock.monotonicNanos()
             if now >= inboundRefillAt {
-                inbound = NATSSink.inboundBytesPerSecond
+                inbound = inboundPerSecond
                 inboundRefillAt = now + 1_000_000_000
             }
             let reading = inbound > 0
             var fds = [pollfd(fd: stream.fd, events: (reading ? Int16(POLLIN) : 0) | (outOff < out.count ? Int16(POLLOUT) : 0), revents: 0),
                        pollfd(fd: shell.wakeup.fd, events: Int16(POLLIN), revents: 0)]
             var timeout: Int32 = reading ? 1000 : Int32(max(1, (inboundRefillAt - now) / 1_000_000))
+            if jetstream && js.retryAt > now { timeout = min(timeout, Int32(max(1, (js.retryAt - now) / 1_000_000))) }
             if pendingInput || (reading && stream.hasBufferedInput) { timeout = 0 }
             do { _ = try FD.poll(&fds, timeoutMs: timeout) } catch { return .failed("\(error)") }
             if fds[1].revents != 0 { shell.wakeup.drain() }
@@ -258,7 +436,7 @@ public struct NATSSink: SinkProtocol {
                 while true {
                     do {
                         while let op = try parser.next() {
-                            if let end = handle(op) { return end }
+                            if let end = handle(op, now: now) { return end }
                         }
                     } catch {
                         return .failed("\(error)")
@@ -280,6 +458,10 @@ public struct NATSSink: SinkProtocol {
                 }
             }
 
+            if jetstream, let oldest = js.window.oldestWaiting(), now - oldest > NATSSink.ackTimeoutNs {
+                retry(code: 408, errCode: 0, text: "no PubAck within \(NATSSink.ackTimeoutNs / 1_000_000_000) s", now: now)
+            }
+
             // Output: refill only when the last write has drained, so the buffer stays bounded.
             if outOff == out.count {
                 out.removeAll(keepingCapacity: true)
@@ -290,14 +472,35 @@ public struct NATSSink: SinkProtocol {
                 }
                 var marks: [Mark] = []
                 var tooSmall: (name: String, needs: Int)? = nil
-                _ = shell.gatherFairly(budget: NATSSink.writeBatchBytes, rotation: &rotation, scratch: &raw) { a, records, offset in
-                    var mark = Mark(attachment: a, offset: offset)
-                    NATSSink.encode(records, for: a, maxPayload: maxPayload, into: &out, events: &events, mark: &mark, tooSmall: &tooSmall)
-                    marks.append(mark)
+                var budget = NATSSink.writeBatchBytes
+                if jetstream {
+                    // Nothing waits: forget the streams seen so far (containers come and go).
+                    if js.window.isEmpty && !js.attachments.isEmpty {
+                        js.attachments.removeAll(keepingCapacity: true)
+                        js.slots.removeAll(keepingCapacity: true)
+                    }
+                    let open = js.window.waiting < NATSSink.windowMessages && js.window.waitingBytes < NATSSink.windowBytes && now >= js.retryAt
+                    budget = open ? min(budget, NATSSink.windowBytes - js.window.waitingBytes) : 0
                 }
-                if let t = tooSmall, reportedPayloadLimit != maxPayload {
-                    reportedPayloadLimit = maxPayload
-                    shell.noteError("the server's max_payload (\(maxPayload) bytes) is smaller than any event of container \(t.name) (at least \(t.needs) bytes): its lines are dropped until the server allows more", always: true)
+                if budget > 0 {
+                    _ = shell.gatherFairly(budget: budget, rotation: &rotation, scratch: &raw) { a, records, offset in
+                        var mark = Mark(attachment: a, offset: offset)
+                        let slot = jetstream ? js.slot(a) : -1
+                        NATSSink.encode(records, endingAt: offset, for: a, framing: framing, into: &out, events: &events, header: &header,
+                                        mark: &mark, window: &js.window, useWindow: jetstream, slot: slot, now: now, tooSmall: &tooSmall)
+                        if !jetstream { marks.append(mark) }
+                    }
+                }
+                if let t = tooSmall, reportedPayloadLimit != framing.maxPayload {
+                    reportedPayloadLimit = framing.maxPayload
+                    shell.noteError("the server's max_payload (\(framing.maxPayload) bytes) is smaller than any event of container \(t.name) (at least \(t.needs) bytes): its lines are dropped until the server allows more", always: true)
+                }
+                if jetstream {
+                    // Lines dropped at encoding may already be releasable.
+                    for (slot, a) in js.attachments.enumerated() {
+                        let r = js.window.release(stream: slot)
+                        if r.offset >= 0 { a.buffer.confirm(upTo: r.offset, unpublished: r.unpublished, duplicates: r.duplicates) }
+                    }
                 }
                 if !marks.isEmpty || now - lastSend > NATSSink.keepaliveNs {
                     out.append(contentsOf: NATSClientCommands.ping)
@@ -333,7 +536,7 @@ public struct NATSSink: SinkProtocol {
             if outOff < out.count && now - lastWriteProgress > NATSSink.staleNs {
                 return .failed("the server has not read anything for \(NATSSink.staleNs / 1_000_000_000) s")
             }
-            if inFlightHead == inFlight.count && writing == nil && shell.reapAndCheckUnused(&unusedSince) { return .unused }
+            if inFlightHead == inFlight.count && writing == nil && js.window.isEmpty && shell.reapAndCheckUnused(&unusedSince) { return .unused }
         }
         return .stopped
     }
@@ -355,48 +558,144 @@ public struct NATSSink: SinkProtocol {
         violations.removeAll(keepingCapacity: true)
     }
 
-    /// Encodes a stream's records into PUBs. Events are cut to the server's max_payload here,
-    /// so a smaller limit learned on a reconnect applies to everything still buffered; a line
-    /// whose event cannot fit at all (the envelope alone is larger) is dropped and counted.
-    private static func encode(_ records: UnsafeRawBufferPointer, for a: NATSAttachment, maxPayload: Int,
-                               into out: inout [UInt8], events: inout [UInt8], mark: inout Mark,
+    /// 5xx (no leader, storage unavailable or full, cluster busy) and timeouts may pass; a
+    /// 4xx names something about the message itself (wrong expected stream, too large).
+    static func isRetryable(code: Int, errCode: Int) -> Bool {
+        code >= 500 || code == 408 || code == 0
+    }
+
+    /// Encodes a stream's records into PUBs (HPUBs with headers). Events are cut to the
+    /// server's max_payload (less the header block) here, so a smaller limit learned on a
+    /// reconnect applies to everything still buffered; a line whose event cannot fit at all
+    /// is dropped and counted. With JetStream, every message gets the reply subject of its
+    /// sequence number in `window`.
+    private static func encode(_ records: UnsafeRawBufferPointer, endingAt endOffset: Int64, for a: NATSAttachment, framing: Framing,
+                               into out: inout [UInt8], events: inout [UInt8], header: inout [UInt8], mark: inout Mark,
+                               window: inout PubAckWindow, useWindow: Bool, slot: Int, now: Int64,
                                tooSmall: inout (name: String, needs: Int)?) {
+        let route = a.route
+        let headerRoom = framing.headers ? route.headerBound(extra: framing.extraHeaders.count) : 0
+        let maxEvent = framing.maxPayload - headerRoom
+        let startOffset = endOffset - Int64(records.count)
         var i = 0
         while i < records.count {
             let (rec, next) = LineRecord.read(records, at: i)
             i = next
+            let recordEnd = startOffset + Int64(next)
             events.removeAll(keepingCapacity: true)
-            a.route.encoder.append(line: rec.line, source: rec.source, timeNano: rec.timeNano, partial: rec.partial,
-                                   maxEventBytes: maxPayload, to: &events)
+            if maxEvent > 0 {
+                route.encoder.append(line: rec.line, source: rec.source, timeNano: rec.timeNano, partial: rec.partial,
+                                     maxEventBytes: maxEvent, to: &events)
+            }
             events.withUnsafeBytes { ev in
                 var largest = 0
+                var pieces = 0
                 var j = 0
                 while j + 4 <= ev.count {
                     let n = EventBuffer.recordLength(ev, at: j)
                     largest = max(largest, n)
+                    pieces += 1
                     j += 4 + n
                 }
-                if largest > maxPayload {
+                if pieces == 0 || largest > maxEvent {
                     mark.unpublished.droppedLines += 1
                     mark.unpublished.droppedBytes += rec.line.count
-                    if tooSmall == nil { tooSmall = (a.name, largest) }
+                    if tooSmall == nil { tooSmall = (a.name, largest + headerRoom) }
+                    if useWindow { window.add(stream: slot, end: recordEnd, lineBytes: rec.line.count, wireBytes: 0, state: .dropped, now: now) }
                     return
                 }
                 j = 0
+                var piece = 0
                 while j + 4 <= ev.count {
                     let n = EventBuffer.recordLength(ev, at: j)
-                    out.append(contentsOf: a.route.pubPrefix)
-                    appendDecimal(n, to: &out)
+                    let payload = UnsafeRawBufferPointer(rebasing: ev[(j + 4)..<(j + 4 + n)])
+                    let before = out.count
+                    if framing.headers {
+                        header.removeAll(keepingCapacity: true)
+                        appendHeaders(rec, piece: pieces > 1 ? piece : nil, route: route, extra: framing.extraHeaders, to: &header)
+                        out.append(contentsOf: route.hpubPrefix)
+                    } else {
+                        out.append(contentsOf: route.pubPrefix)
+                    }
+                    if useWindow {
+                        // The reply names the sequence number the entry gets below, once the
+                        // message's wire size is known.
+                        out.append(contentsOf: framing.inbox)
+                        appendDecimal(Int(window.nextSeq), to: &out)
+                        out.append(0x20)
+                    }
+                    if framing.headers {
+                        appendDecimal(header.count, to: &out)
+                        out.append(0x20)
+                        appendDecimal(header.count + n, to: &out)
+                        out.append(0x0D); out.append(0x0A)
+                        out.append(contentsOf: header)
+                    } else {
+                        appendDecimal(n, to: &out)
+                        out.append(0x0D); out.append(0x0A)
+                    }
+                    out.append(contentsOf: payload)
                     out.append(0x0D); out.append(0x0A)
-                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: ev[(j + 4)..<(j + 4 + n)]))
-                    out.append(0x0D); out.append(0x0A)
+                    if useWindow {
+                        let last = piece == pieces - 1
+                        window.add(stream: slot, end: last ? recordEnd : -1, lineBytes: last ? rec.line.count : 0,
+                                      wireBytes: out.count - before, now: now)
+                    }
                     j += 4 + n
+                    piece += 1
                     mark.events += 1
                 }
                 mark.lines += 1
                 mark.lineBytes += rec.line.count
             }
         }
+    }
+
+    /// The header block of one message: a Nats-Msg-Id that names the line the same way on
+    /// every replay (container id, time_nano, source, position among lines of that time and
+    /// source, and the piece of a cut line), the container headers, the source, the extras.
+    @inline(__always)
+    static func appendHeaders(_ rec: LineRecord.View, piece: Int?, route: NATSRoute, extra: [UInt8], to h: inout [UInt8]) {
+        h.append(contentsOf: route.msgIDPrefix)
+        if rec.timeNano < 0 { h.append(0x6E) }     // "n": ids stay one token of digits and letters
+        appendDecimal(Int(rec.timeNano.magnitude), to: &h)
+        h.append(0x2D)
+        if rec.source.isEmpty { h.append(contentsOf: otherSource) } else { h.append(contentsOf: rec.source) }
+        h.append(0x2D)
+        appendDecimal(Int(rec.ordinal), to: &h)
+        if let p = piece {
+            h.append(0x2D)
+            appendDecimal(p, to: &h)
+        }
+        h.append(0x0D); h.append(0x0A)
+        h.append(contentsOf: route.containerHeaders)
+        h.append(contentsOf: sourceHeader)
+        if rec.source.isEmpty { h.append(contentsOf: otherSource) } else { h.append(contentsOf: rec.source) }
+        h.append(0x0D); h.append(0x0A)
+        h.append(contentsOf: extra)
+        h.append(0x0D); h.append(0x0A)
+    }
+
+    private static let sourceHeader = Array("Logrelay-Source: ".utf8)
+    private static let otherSource = Array("other".utf8)
+
+    /// The sequence number in `<inbox><digits>`, nil for any other subject.
+    static func replySequence(_ subject: [UInt8], inbox: [UInt8]) -> UInt64? {
+        guard !inbox.isEmpty, subject.count > inbox.count, subject.count <= inbox.count + 19,
+              subject.starts(with: inbox) else { return nil }
+        var n: UInt64 = 0
+        for b in subject[inbox.count...] {
+            guard b >= 0x30 && b <= 0x39 else { return nil }
+            n = n * 10 + UInt64(b - 0x30)
+        }
+        return n
+    }
+
+    /// "_INBOX.<22 random base62 characters>." (nats.go's NUID length).
+    static func newInbox() -> [UInt8] {
+        let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+        var g = SystemRandomNumberGenerator()
+        return Array("_INBOX.".utf8) + (0..<22).map { _ in alphabet[Int(g.next(upperBound: UInt64(alphabet.count)))] } + [0x2E]
     }
 
     /// The subject in `Permissions Violation for Publish to "logs.x"`; "" when none is quoted.

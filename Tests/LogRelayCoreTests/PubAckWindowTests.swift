@@ -1,0 +1,69 @@
+// The JetStream window: lines are released in order per stream, only when every message up
+// to them is acknowledged, and a reset ignores late replies.
+import XCTest
+@testable import LogRelayCore
+
+final class PubAckWindowTests: XCTestCase {
+    func testAStreamStopsAtItsLowestUnacknowledgedMessage() {
+        var w = PubAckWindow()
+        let a1 = w.add(stream: 0, end: 10, lineBytes: 5, wireBytes: 100, now: 0)
+        let b1 = w.add(stream: 1, end: 7, lineBytes: 3, wireBytes: 100, now: 0)
+        let a2 = w.add(stream: 0, end: 20, lineBytes: 5, wireBytes: 100, now: 0)
+        XCTAssertEqual(w.waiting, 3)
+        XCTAssertEqual(w.waitingBytes, 300)
+        XCTAssertEqual(w.settle(a2, as: .stored), 0)
+        XCTAssertEqual(w.release(stream: 0).offset, -1, "a2 is acked but a1 is not")
+        XCTAssertEqual(w.settle(b1, as: .duplicate), 1)
+        let rb = w.release(stream: 1)
+        XCTAssertEqual(rb.offset, 7)
+        XCTAssertEqual(rb.duplicates, 1)
+        XCTAssertEqual(w.settle(a1, as: .stored), 0)
+        let ra = w.release(stream: 0)
+        XCTAssertEqual(ra.offset, 20)
+        XCTAssertEqual(ra.lines, 2)
+        XCTAssertTrue(w.isEmpty)
+        XCTAssertEqual(w.waiting, 0)
+        XCTAssertEqual(w.waitingBytes, 0)
+        XCTAssertNil(w.settle(a1, as: .stored), "a repeated reply is ignored")
+    }
+
+    func testPiecesOfACutLineReleaseTheLineOnlyWhenAllAreStored() {
+        var w = PubAckWindow()
+        let p0 = w.add(stream: 0, end: -1, lineBytes: 0, wireBytes: 10, now: 0)
+        let p1 = w.add(stream: 0, end: 50, lineBytes: 40, wireBytes: 10, now: 0)
+        w.add(stream: 0, end: 60, lineBytes: 8, wireBytes: 0, state: .dropped, now: 0)
+        _ = w.settle(p1, as: .stored)
+        XCTAssertEqual(w.release(stream: 0).offset, -1)
+        _ = w.settle(p0, as: .stored)
+        let r = w.release(stream: 0)
+        XCTAssertEqual(r.offset, 60)
+        XCTAssertEqual(r.lines, 2)
+        XCTAssertEqual(r.unpublished.droppedLines, 1)
+        XCTAssertEqual(r.unpublished.droppedBytes, 8)
+    }
+
+    func testResetIgnoresRepliesFromBefore() {
+        var w = PubAckWindow()
+        let old = w.add(stream: 0, end: 10, lineBytes: 5, wireBytes: 1, now: 5)
+        XCTAssertEqual(w.oldestWaiting(), 5)
+        w.reset()
+        XCTAssertTrue(w.isEmpty)
+        XCTAssertNil(w.oldestWaiting())
+        XCTAssertNil(w.settle(old, as: .stored))
+        let new = w.add(stream: 0, end: 10, lineBytes: 5, wireBytes: 1, now: 9)
+        XCTAssertGreaterThan(new, old)
+        XCTAssertEqual(w.settle(new, as: .rejected), 0)
+        XCTAssertEqual(w.release(stream: 0).unpublished.rejectedLines, 1)
+    }
+
+    func testManyMessagesStayBounded() {
+        var w = PubAckWindow()
+        for round in 0..<20 {
+            var seqs: [UInt64] = []
+            for i in 0..<3000 { seqs.append(w.add(stream: i % 3, end: Int64(round * 3000 + i + 1), lineBytes: 1, wireBytes: 1, now: 0)) }
+            for s in seqs.reversed() { _ = w.settle(s, as: .stored) }
+            for s in 0..<3 { _ = w.release(stream: s) }
+            XCTAssertTrue(w.isEmpty)
+        }
+    }
+}
