@@ -1063,3 +1063,19 @@ class LogTracker:
 
     def wait_unique(self, n: int, timeout: float = DELIVERY_TIMEOUT) -> bool:
         return wait_until(lambda: self.update() >= n, timeout, 0.25)
+
+
+def accounting(sock_path: str, container: str) -> dict:
+    """The container's line counters from GET /metrics (absent ones as 0)."""
+    names = ("received", "published", "dropped", "rejected")
+    out = {n: metric(sock_path, f"logrelay_container_lines_{n}_total", container) or 0 for n in names}
+    out["buffered"] = metric(sock_path, "logrelay_container_buffer_lines", container) or 0
+    return out
+
+
+def assert_accounting(sock_path: str, container: str) -> dict:
+    """received = published + dropped + rejected + buffered, the plugin's promise after any fault."""
+    a = accounting(sock_path, container)
+    assert a["received"] == a["published"] + a["dropped"] + a["rejected"] + a["buffered"], \
+        f"the counters of {container} do not add up: {a}"
+    return a

@@ -9,14 +9,15 @@ unique lines, and the order of first occurrence must be the order written.
 """
 
 import fcntl
+import os
 import signal
 import threading
 import time
 
 import pytest
 
-from helpers import (DELIVERY_TIMEOUT, PROMPT, JetStream, first_occurrences, metric, numbered_lines,
-                     paced_send, wait_until)
+from helpers import (DELIVERY_TIMEOUT, PROMPT, JetStream, assert_accounting, first_occurrences, metric,
+                     numbered_lines, paced_send, wait_until)
 
 STREAM = "LOGS"
 
@@ -137,8 +138,43 @@ def test_server_down_when_the_container_starts_all_lines_arrive_once_it_comes_up
     logs = _stored_logs(server, n)
     assert first_occurrences(logs) == [e.line.decode() for e in entries], \
         "lines written while the server was down are missing or out of order"
+    assert_accounting(plugin.socket, c.name)
     assert not c.stop().failed
     assert plugin.alive()
+
+
+def test_sigterm_while_the_server_is_down_spools_and_every_line_arrives_after_the_restart(
+        daemon, plugin, nats_factory, workdir):
+    server = _js_server(nats_factory, workdir)
+    c = daemon.container({"nats-servers": server.url})
+    JetStream(server.url).create_stream(STREAM, [c.short_id], storage="file")
+    c.start_ok()
+    assert wait_until(lambda: "logrelay" in server.client_names(), 15), "the plugin never connected"
+    server.stop()
+    before = numbered_lines(b"before sigterm", 5000)
+    c.send_entries(before)
+    assert c.writer.flush(10)
+    assert wait_until(lambda: metric(plugin.socket, "logrelay_container_lines_received_total", c.name) == 5000, 10)
+    assert_accounting(plugin.socket, c.name)
+
+    os.kill(plugin.pid, signal.SIGTERM)
+    assert plugin.proc.wait(timeout=15) == 0
+    assert "spooled 5000 undelivered line(s)" in plugin.output(), plugin.output()[-2000:]
+    # The daemon keeps writing meanwhile; the restarted plugin re-attaches (state dir) and
+    # sends the spool first, then what is in the pipe.
+    after = numbered_lines(b"after restart", 1000)
+    c.send_entries(after)
+    server.start()
+    plugin.stop()
+    os.unlink(plugin.socket)
+    plugin.start()
+    daemon.client.close()  # the old connection died with the process
+    logs = _stored_logs(server, 6000)
+    assert first_occurrences(logs) == [e.line.decode() for e in before + after], \
+        "spooled lines are missing, duplicated beyond the stream's window, or out of order"
+    assert wait_until(lambda: assert_accounting(plugin.socket, c.name)["published"] == 6000, 10), \
+        assert_accounting(plugin.socket, c.name)
+    assert not c.stop().failed
 
 
 F_GETPIPE_SZ = 1032

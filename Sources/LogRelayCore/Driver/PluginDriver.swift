@@ -102,13 +102,30 @@ public final class PluginDriver: Sendable {
                 }
                 target = "Logentries at \(l.hostPort) (\(l.tls ? "TLS" : "plain TCP"), \(l.lineOnly ? "raw lines" : "JSON events"))"
             }
-            let fd = try openFIFO(req.file)
+            // A restart: what the previous process spooled at shutdown goes first, in order.
+            let spool = reattaching ? state.takeSpool(file: req.file, maxBytes: buffer.limit + (1 << 20)) : nil
+            let fd: Int32
+            do { fd = try openFIFO(req.file) } catch {
+                guard let spool else { throw error }
+                // The container ended while the plugin was down: deliver the spool, then forget it.
+                let sink = attach()
+                let lines = deliverSpool(spool, into: sink)
+                sink.finish()
+                state.remove(file: req.file)
+                Log.info("the log stream is gone; delivering the \(lines) spooled line(s) to \(target)", container: name)
+                return .ok
+            }
             if !reattaching, let failure = state.save(req, options: options.common) {
                 FD.close(fd)
                 throw OptionError("cannot save the stream's state for re-attaching after a restart: \(failure)")
             }
+            let sink = attach()
+            if let spool {
+                let lines = deliverSpool(spool, into: sink)
+                Log.info("sending \(lines) line(s) spooled at the last shutdown first", container: name)
+            }
             loop.add(LogStream(file: req.file, fd: fd, containerName: name, containerID: String(info.containerID.prefix(12)),
-                               driver: options.driver.rawValue, sink: attach(), partialMerge: options.common.partialMerge,
+                               driver: options.driver.rawValue, sink: sink, partialMerge: options.common.partialMerge,
                                multiline: options.common.multiline, resynchronize: reattaching))
             Log.info("started logging to \(target)", container: name)
             return .ok
@@ -198,7 +215,9 @@ public final class PluginDriver: Sendable {
         return fd
     }
 
-    /// Waits (up to `deadlineNs` from now) until every stream has ended and every buffer is delivered.
+    /// Waits (up to `timeoutNs` from now) until every buffer is delivered; what is not by then
+    /// is spooled to the state dir per stream (sent first after the restart), or counted as
+    /// dropped where it cannot be. True when everything was delivered.
     public func drain(timeoutNs: Int64) -> Bool {
         let deadline = Clock.monotonicNanos() + timeoutNs
         loop.readAll(timeoutNs: timeoutNs / 2)
@@ -208,7 +227,42 @@ public final class PluginDriver: Sendable {
             if !busy { return true }
             usleep(20_000)
         }
+        spoolUndelivered()
         return false
+    }
+
+    /// The shutdown spool: each running stream's unconfirmed lines, written beside its state.
+    /// Streams that already ended have no state to come back to: their lines are counted as
+    /// dropped, with the count in the log.
+    private func spoolUndelivered() {
+        let running = Set(loop.streams.map { ObjectIdentifier($0.sink.buffer) })
+        for s in loop.streams {
+            let (records, lines) = s.sink.buffer.unconfirmed()
+            guard lines > 0 else { continue }
+            if let failure = state.saveSpool(file: s.file, records: records) {
+                s.sink.buffer.dropAll()
+                Log.error("cannot spool \(lines) undelivered line(s) at shutdown (\(failure)); they are dropped", container: s.containerName)
+            } else {
+                Log.warn("spooled \(lines) undelivered line(s) at shutdown; they are sent first when the plugin starts again", container: s.containerName)
+            }
+        }
+        let ended = nats.all.flatMap { $0.current.map(\.buffer) } + logentries.all.flatMap { $0.current.map(\.buffer) }
+        for buffer in ended where !running.contains(ObjectIdentifier(buffer)) {
+            let lines = buffer.dropAll()
+            if lines > 0 { Log.error("dropped \(lines) undelivered line(s) of an ended container at shutdown") }
+        }
+    }
+
+    /// Puts spooled records into a new stream's buffer, ahead of anything read from its FIFO.
+    private func deliverSpool(_ records: [UInt8], into sink: StreamSink) -> Int {
+        let lines = records.withUnsafeBytes { p in
+            var i = 0, n = 0
+            while i + 4 <= p.count { i += 4 + EventBuffer.recordLength(p, at: i); n += 1 }
+            return n
+        }
+        records.withUnsafeBytes { _ = sink.buffer.append(records: $0, lines: lines, lineBytes: 0) }
+        sink.notify()
+        return lines
     }
 
     public func metricsText() -> String {

@@ -43,11 +43,32 @@ public final class StateStore: Sendable {
         do { body = Array(try JSONEncoder().encode(Saved(File: file, Info: info))) } catch {
             return "cannot encode the stream's state: \(error)"
         }
+        return StateStore.writeAtomically(path, body)
+    }
+
+    /// Saves what a stream could not deliver before a shutdown: its undelivered LineRecords,
+    /// beside its state (atomic), to be sent first when the plugin starts again. Returns why it
+    /// failed, nil when saved.
+    public func saveSpool(file: String, records: [UInt8]) -> String? {
+        guard directory != nil else { return "no state directory" }
+        guard let path = path(for: file, suffix: ".spool") else { return "the stream's file name \(file.debugDescription) cannot name a spool file" }
+        return StateStore.writeAtomically(path, records)
+    }
+
+    /// The spooled records of a stream (at most `maxBytes`), removed from disk as they are taken.
+    public func takeSpool(file: String, maxBytes: Int) -> [UInt8]? {
+        guard let path = path(for: file, suffix: ".spool") else { return nil }
+        defer { unlink(path) }
+        return StateStore.readFile(path, maxBytes: maxBytes)
+    }
+
+    /// Temp file, fsync, rename: a reader sees the old content or the new, never a torn one.
+    private static func writeAtomically(_ path: String, _ bytes: [UInt8]) -> String? {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return "\(SystemError("open \(tmp)"))" }
         var failure: String? = nil
-        if !body.withUnsafeBytes({ FD.writeAll(fd, $0) }) { failure = "\(SystemError("write \(tmp)"))" }
+        if !bytes.withUnsafeBytes({ FD.writeAll(fd, $0) }) { failure = "\(SystemError("write \(tmp)"))" }
         else if fsync(fd) != 0 { failure = "\(SystemError("fsync \(tmp)"))" }
         close(fd)
         if failure == nil && rename(tmp, path) != 0 { failure = "\(SystemError("rename \(tmp)"))" }
@@ -57,6 +78,7 @@ public final class StateStore: Sendable {
 
     public func remove(file: String) {
         if let path = path(for: file) { unlink(path) }
+        if let path = path(for: file, suffix: ".spool") { unlink(path) }
     }
 
     /// Every saved StartLogging body.
@@ -69,21 +91,21 @@ public final class StateStore: Sendable {
                 String(decoding: p.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
             guard name.hasSuffix(".json") else { continue }
-            if let body = StateStore.readFile(dir + "/" + name) { bodies.append(body) }
+            if let body = StateStore.readFile(dir + "/" + name, maxBytes: 16 << 20) { bodies.append(body) }
         }
         return bodies
     }
 
-    /// One state file per FIFO, named after the FIFO's id (64 hex chars from the daemon).
-    private func path(for file: String) -> String? {
+    /// One state file (and spool) per FIFO, named after the FIFO's id (64 hex chars from the daemon).
+    private func path(for file: String, suffix: String = ".json") -> String? {
         guard let dir = directory else { return nil }
         let id = file.split(separator: "/").last.map(String.init) ?? ""
         let safe = id.unicodeScalars.allSatisfy { ($0.value >= 48 && $0.value <= 57) || ($0.value >= 65 && $0.value <= 90) || ($0.value >= 97 && $0.value <= 122) || $0 == "-" || $0 == "_" }
         guard !id.isEmpty, safe, id.count <= 128 else { return nil }
-        return dir + "/" + id + ".json"
+        return dir + "/" + id + suffix
     }
 
-    private static func readFile(_ path: String) -> [UInt8]? {
+    private static func readFile(_ path: String, maxBytes: Int) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -94,7 +116,7 @@ public final class StateStore: Sendable {
             if n < 0 { return nil }
             if n == 0 { return out }
             out.append(contentsOf: buf[0..<n])
-            if out.count > 16 << 20 { return nil }
+            if out.count > maxBytes { return nil }
         }
     }
 

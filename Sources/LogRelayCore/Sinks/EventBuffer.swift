@@ -304,6 +304,12 @@ public final class EventBuffer: Sendable {
         }
     }
 
+    /// Every record not confirmed yet, oldest first, and how many lines they hold (for the
+    /// shutdown spool).
+    public func unconfirmed() -> (records: [UInt8], lines: Int) {
+        state.withLock { s in (Array(s.storage[s.head...]), s.counters.bufferedLines) }
+    }
+
     public var counters: Counters { state.withLock { $0.counters } }
 
     @inline(__always)
