@@ -1352,6 +1352,48 @@ def startlogging_bench(workdir: Path, nats: Nats) -> list[str]:
     return out
 
 
+def latency_floor(exe: str, nats: Nats, rate: int) -> Result:
+    """The pipeline without the plugin: `loadgen pub` publishes stamped events (one PUB per
+    write, the same pace) straight to nats-server, the same subscriber measures the latency."""
+    n = max(1, int(rate * PACED_SECONDS))
+    sub = CountingSink(_nats_sub_main, nats.port, "bench.floor", latency=True, lat_every=LAT_EVERY)
+    lg = None
+    try:
+        p = subprocess.Popen([exe, "pub", "--port", str(nats.port), "--lines", str(n), "--size", "100",
+                              "--rate", str(rate)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        STARTED.append(p)
+        lg = p
+        if p.stdout.readline().strip() != "ready":
+            raise RuntimeError("loadgen pub did not start")
+        sub.expect(n)
+        load0 = loadavg()
+        scpu0, subcpu0 = cpu_ticks(nats.pid), cpu_ticks(sub.pid)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        ln = p.stdout.readline().split()
+        t0, t1 = int(ln[1]), int(ln[2])
+        if not wait_until(lambda: sub.done_ns.value != 0, TIMEOUT, POLL):
+            raise RuntimeError(f"subscriber got {sub.received()} of {n}")
+        r = Result(f"floor: loadgen pub → nats-server → subscriber, no plugin, {rate / 1000:g} k lines/s",
+                   lines=n, size=100, seconds=(sub.done_ns.value - t0) / 1e9)
+        r.details = {"latency": sub.latency(), "gen_rate": n / ((t1 - t0) / 1e9), "behind_ms": int(ln[7]) / 1e3,
+                     "load": f"{load0} → {loadavg()}",
+                     "sink_cpu_us": (cpu_ticks(nats.pid) - scpu0) * 1e6 / CLK_TCK / n,
+                     "sub_cpu_us": (cpu_ticks(sub.pid) - subcpu0) * 1e6 / CLK_TCK / n}
+        r.note = (f"nats-server CPU {r.details['sink_cpu_us']:.2f} µs/line, subscriber "
+                  f"{r.details['sub_cpu_us']:.2f}")
+        return r
+    finally:
+        if lg is not None:
+            try:
+                lg.stdin.write("close\n")
+                lg.stdin.close()
+            except (BrokenPipeError, ValueError):
+                pass
+            forget(lg)
+        sub.stop()
+
+
 def t_done_pending(sub: CountingSink) -> bool:
     return sub.done_ns.value != 0
 
@@ -1451,6 +1493,7 @@ def main() -> int:
     results: dict[str, Result] = {}
     baselines: list[Result] = []
     nats = le_sink = None
+    floors: dict[int, Result] = {}
     docker_db, docker_why = None, "not run (an earlier error)"
     startlog: list[str] = []
     try:
@@ -1496,6 +1539,15 @@ def main() -> int:
                 if sc.sink == "le" and key not in ingest:
                     ingest[key] = measure("TLS sink ingest", baseline_le_ingest,
                                           le_sink, pki[0], sc.size, sc.lines * sc.k)
+
+        floors: dict[int, Result] = {}
+        for sc in scenarios:
+            if sc.rate and sc.rate not in floors:
+                log(f"baseline: latency floor at {sc.rate:,} lines/s")
+                try:
+                    floors[sc.rate] = latency_floor(exe, nats, sc.rate)
+                except Exception as e:  # noqa: BLE001
+                    floors[sc.rate] = Result(f"floor, {sc.rate / 1000:g} k lines/s", note=f"ERROR: {e}")
 
         log("plugin idle RSS")
         idle = idle_rss(workdir)
@@ -1627,15 +1679,16 @@ def main() -> int:
         out.append("| scenario | lines | target lines/s | written lines/s | delivered lines/s | CPU µs/line | "
                    "latency p50 ms | p99 ms | max ms | peak RSS MiB | load (1 min) start → end | notes |")
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
-        for sc in paced:
-            r = results[sc.id]
+        for r in [*[results[sc.id] for sc in paced], *floors.values()]:
+            sc = next((x for x in paced if results[x.id] is r), None)
             d = r.details
             lat = d.get("latency")
             cpu = f"{r.cpu_us:.2f} ({r.sys_share * 100:.0f}% sys)" if r.cpu_us is not None else "–"
             note = r.note
             if d.get("behind_ms", 0) >= 5:
                 note = (note + "; " if note else "") + f"generator fell {d['behind_ms']:.0f} ms behind its schedule at worst"
-            cells = [r.title, fmt_int(r.lines) if r.lines else "–", fmt_int(sc.rate),
+            cells = [r.title, fmt_int(r.lines) if r.lines else "–",
+                     fmt_int(sc.rate) if sc else fmt_int(r.lines / PACED_SECONDS),
                      fmt_int(d["gen_rate"]) if d.get("gen_rate") else "–",
                      fmt_int(r.rate) if r.seconds > 0 else "–", cpu]
             cells += [f"{lat[0]:.2f}", f"{lat[1]:.2f}", f"{lat[2]:.1f}"] if lat else ["–"] * 3
