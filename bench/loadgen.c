@@ -5,6 +5,7 @@
  *   loadgen write --lines N --size S [--mode frame|batch] [--batch BYTES] [--io poll|threads]
  *                 [--rate LINES_PER_SEC] [--stamp 1] FIFO...
  *   loadgen read FIFO...
+ *   loadgen pub --port P --lines N --size S --rate LINES_PER_SEC
  *
  * write: opens every FIFO O_RDWR like dockerd (the FIFOs already exist: the orchestrator made
  * them), encodes N LogEntry frames per FIFO (source "stdout", time_nano, line; encoded like
@@ -28,6 +29,12 @@
  * (zero-padded decimal), written into the pre-encoded frame just before its write(); the
  * subscriber subtracts it from its own receive time (needs --size >= 20).
  *
+ * pub: the latency floor without the plugin: connects to nats-server on 127.0.0.1:P, then
+ * publishes N events (the plugin's event shape, the line stamped like --stamp 1) to subject
+ * bench.floor at the --rate pace (TCP_NODELAY): at each wake-up, every line then due in one
+ * write(), stamped just before it (the least a sender can add at that pace); prints "ready", waits for a line on stdin, publishes, prints the
+ * same "done" line as write (bytes = PUB bytes).
+ *
  * read: opens every FIFO O_RDONLY|O_NONBLOCK (the writer must already hold it), enlarges the
  * pipe to 1 MiB (as logrelay does), prints "ready", reads 1 MiB at a time with epoll until
  * every FIFO is at EOF, then prints
@@ -46,7 +53,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -336,6 +347,106 @@ static int cmd_write(int argc, char **argv) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- pub (latency floor) */
+
+static int cmd_pub(int argc, char **argv) {
+    long lines = 100000, size = 100, port = 4222;
+    double rate = 0;
+    for (int i = 0; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--lines")) lines = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--size")) size = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--port")) port = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rate")) rate = atof(argv[i + 1]);
+        else { fprintf(stderr, "loadgen: unknown option %s\n", argv[i]); return 2; }
+    }
+    if (rate <= 0 || size < 20 || lines <= 0) {
+        fprintf(stderr, "usage: loadgen pub --port P --lines N --size S --rate LINES_PER_SEC\n");
+        return 2;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("connect");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char info[4096];
+    if (read(fd, info, sizeof info) <= 0) die("read INFO");
+    const char *hello = "CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"bench-floor\"}\r\n";
+    if (write(fd, hello, strlen(hello)) < 0) die("write CONNECT");
+    /* one PUB per line, the line's stamp at a known offset */
+    struct stream s = {.fd = fd};
+    char *line = malloc((size_t)size + 1);
+    size_t max_msg = 512 + (size_t)size;
+    s.buf = malloc(max_msg * (size_t)lines);
+    s.cuts = malloc(sizeof(size_t) * ((size_t)lines + 1));
+    size_t *stamp_at = malloc(sizeof(size_t) * (size_t)lines);
+    if (!line || !s.buf || !s.cuts || !stamp_at) die("malloc");
+    size_t off = 0;
+    s.cuts[0] = 0;
+    for (long i = 0; i < lines; i++) {
+        int h = snprintf(line, (size_t)size + 1, "%019d c0 l%ld ", 0, i);
+        if (h > size) h = (int)size;
+        memset(line + h, 'x', (size_t)(size - h));
+        line[size] = 0;
+        char ev[1024 + 4096];
+        int evn = snprintf(ev, sizeof ev,
+                           "{\"time\":\"2026-11-23T08:00:09.215590730Z\",\"source\":\"stdout\",\"log\":\"%s\","
+                           "\"tag\":\"bench.c0\",\"container_id\":\"%064d\",\"container_name\":\"/bench-c0\","
+                           "\"image_id\":\"sha256:%064d\",\"image_name\":\"alpine\"}", line, 0, 0);
+        int hn = sprintf((char *)s.buf + off, "PUB bench.floor %d\r\n", evn);
+        char *logp = strstr(ev, "\"log\":\"");
+        stamp_at[i] = off + (size_t)hn + (size_t)(logp - ev) + 7;
+        memcpy(s.buf + off + hn, ev, (size_t)evn);
+        memcpy(s.buf + off + hn + evn, "\r\n", 2);
+        off += (size_t)hn + (size_t)evn + 2;
+        s.cuts[i + 1] = off;
+    }
+    s.len = off;
+    s.ncuts = (size_t)lines;
+    printf("ready\n");
+    fflush(stdout);
+    wait_stdin_line();
+    uint64_t cpu0 = cpu_us(), t0 = mono_ns(), sent = 0, behind_max = 0;
+    double ns_per_line = 1e9 / rate;
+    while (sent < (uint64_t)lines) {
+        uint64_t now = mono_ns();
+        uint64_t due = (uint64_t)((double)(now - t0) / ns_per_line) + 1;
+        if (due > (uint64_t)lines) due = (uint64_t)lines;
+        if (due <= sent) {
+            uint64_t next = t0 + (uint64_t)((double)sent * ns_per_line);
+            if (next < now + 100000) next = now + 100000;
+            struct timespec ts = {(time_t)(next / 1000000000ull), (long)(next % 1000000000ull)};
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+            continue;
+        }
+        uint64_t sched = t0 + (uint64_t)((double)sent * ns_per_line);
+        if (now > sched && now - sched > behind_max) behind_max = now - sched;
+        /* every line due now in one write (the cheapest a sender can be at this pace) */
+        for (uint64_t j = sent; j < due; j++) put_stamp(s.buf + stamp_at[j]);
+        {
+            size_t a = s.cuts[sent], b = s.cuts[due];
+            sent = due;
+            while (a < b) {
+                ssize_t w = write(fd, s.buf + a, b - a);
+                if (w < 0) {
+                    if (errno == EINTR) continue;
+                    die("write");
+                }
+                a += (size_t)w;
+                s.writes++;
+            }
+        }
+    }
+    uint64_t t1 = mono_ns(), cpu1 = cpu_us();
+    printf("done %llu %llu %llu %llu %llu %llu %lld\n", (unsigned long long)t0, (unsigned long long)t1,
+           (unsigned long long)s.len, (unsigned long long)s.writes, (unsigned long long)lines,
+           (unsigned long long)(cpu1 - cpu0), (long long)(behind_max / 1000));
+    fflush(stdout);
+    wait_stdin_line();
+    close(fd);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- reader */
 
 static int cmd_read(int argc, char **argv) {
@@ -399,6 +510,7 @@ static int cmd_read(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "write")) return cmd_write(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "read")) return cmd_read(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "pub")) return cmd_pub(argc - 2, argv + 2);
     fprintf(stderr, "usage: loadgen write|read ... (see the comment at the top of bench/loadgen.c)\n");
     return 2;
 }
