@@ -18,7 +18,7 @@ die() { echo "build-rootfs.sh: $*" >&2; exit 1; }
 case "$OUT" in "" | / | /usr | /usr/*) die "refusing OUTDIR=$OUT" ;; esac
 
 rm -rf "$OUT"
-mkdir -p "$OUT"/{usr/bin,etc/ssl/certs,usr/lib/ssl,run/docker/plugins,var/lib/logrelay,tmp,host,proc,sys,dev}
+mkdir -p "$OUT"/{usr/bin,etc/ssl/certs,usr/lib/ssl,run/docker/plugins,run/docker/logging,tmp,host,proc,sys,dev}
 chmod 1777 "$OUT/tmp"
 
 install -m 0755 "$BIN" "$OUT/usr/bin/logrelay"

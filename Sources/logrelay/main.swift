@@ -11,7 +11,7 @@ import LogRelayCore
 struct Arguments {
     var socket = "/run/docker/plugins/logrelay.sock"
     var driver: DriverSetting = .auto
-    var stateDir = "/var/lib/logrelay"
+    var stateDir = "/run/docker/logging/.logrelay-state"
 }
 
 func usage(_ message: String) -> Never {
