@@ -82,23 +82,39 @@ static inline int logrelay_tcp_outq(int fd) {
     return ioctl(fd, 0x5411 /* SIOCOUTQ */, &n) == 0 ? n : -1;
 }
 
-/// The head of Linux's struct tcp_info (linux/tcp.h, a fixed ABI) up to tcpi_bytes_acked,
-/// which glibc's netinet/tcp.h does not declare: 8 one-byte fields, 24 u32s, then u64s.
-struct logrelay_tcp_info_head {
+/// Linux's struct tcp_info (linux/tcp.h, a fixed ABI that only grows) up to tcpi_snd_wnd,
+/// which glibc's netinet/tcp.h does not declare: 8 one-byte fields, 24 u32s, then the rest.
+struct logrelay_tcp_info {
     uint8_t bytes[8];
-    uint32_t words[24];
-    uint64_t pacing_rate, max_pacing_rate, bytes_acked;
+    uint32_t words[24];          /* words[15] is tcpi_rtt, in microseconds */
+    uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+    uint32_t segs_out, segs_in, notsent_bytes, min_rtt, data_segs_in, data_segs_out;
+    uint64_t delivery_rate, busy_time, rwnd_limited, sndbuf_limited;
+    uint32_t delivered, delivered_ce;
+    uint64_t bytes_sent, bytes_retrans;
+    uint32_t dsack_dups, reord_seen, rcv_ooopack, snd_wnd;
 };
 
-/// Total bytes of this connection the peer has acknowledged (getsockopt TCP_INFO,
-/// tcpi_bytes_acked, Linux >= 4.1). -1 on error, -2 when the kernel does not report it.
-static inline int64_t logrelay_tcp_bytes_acked(int fd) {
-    struct logrelay_tcp_info_head ti = {0};
+/// What the kernel knows of a connection's progress: bytes the peer acknowledged
+/// (tcpi_bytes_acked, Linux >= 4.1), the window the peer advertises (tcpi_snd_wnd, >= 6.2:
+/// it shrinks while the peer's application leaves data unread) and the smoothed RTT.
+/// Fields the kernel does not report are -2; -1 on error.
+struct logrelay_tcp_progress { int64_t bytes_acked; int64_t peer_window; int64_t rtt_us; };
+
+static inline struct logrelay_tcp_progress logrelay_tcp_progress(int fd) {
+    struct logrelay_tcp_info ti = {0};
     socklen_t len = sizeof ti;
-    if (getsockopt(fd, 6 /* IPPROTO_TCP */, 11 /* TCP_INFO */, &ti, &len) != 0) return -1;
-    if (len < sizeof ti) return -2;
-    return (int64_t)ti.bytes_acked;
+    struct logrelay_tcp_progress p = { -1, -1, -1 };
+    if (getsockopt(fd, 6 /* IPPROTO_TCP */, 11 /* TCP_INFO */, &ti, &len) != 0) return p;
+    p.rtt_us = len >= offsetof(struct logrelay_tcp_info, pacing_rate) ? (int64_t)ti.words[15] : -2;
+    p.bytes_acked = len >= offsetof(struct logrelay_tcp_info, bytes_received) ? (int64_t)ti.bytes_acked : -2;
+    p.peer_window = len >= sizeof ti ? (int64_t)ti.snd_wnd : -2;
+    return p;
 }
+
+/// Total bytes of this connection the peer has acknowledged. -1 on error, -2 when the kernel
+/// does not report it.
+static inline int64_t logrelay_tcp_bytes_acked(int fd) { return logrelay_tcp_progress(fd).bytes_acked; }
 
 // ---- The sandbox (System/Sandbox.swift decides when; these do the calls) ----
 

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from helpers import (DELIVERY_TIMEOUT, PROMPT, Container, Entry, http_get, metric, next_time_ns, secret,
+from helpers import (DELIVERY_TIMEOUT, PROMPT, Container, Entry, assert_accounting, http_get, metric, next_time_ns, secret,
                      text, wait_until)
 from le_endpoint import Endpoint, pki_paths
 
@@ -308,12 +308,16 @@ def test_endpoint_killed_and_restarted_mid_stream_gets_every_line(tls, daemon, p
     c.stop()
 
 
-def test_lagging_endpoint_killed_with_acknowledged_lines_unread_gets_every_line(daemon, plugin, endpoints):
-    """A server that lags behind (small receive buffer, slow reader: a full window, lines
-    acknowledged by its kernel but unread) is killed: every line still arrives. (The unit test
-    testAcknowledgedButUnreadLinesAreSentAgainWhenTheEndpointResets pins down the part that
-    needs the grace-period copy; here a batch is usually only partly acknowledged anyway.)"""
-    lag = ["--rcvbuf", "65536", "--read-size", "8192", "--read-pause", "0.002"]
+@pytest.mark.parametrize("lag", [
+    ["--rcvbuf", "65536", "--read-size", "8192", "--read-pause", "0.002"],
+    # 512 KiB waiting unread for over a second: far beyond any fixed grace period
+    ["--rcvbuf", "524288", "--read-size", "8192", "--read-pause", "0.02"],
+], ids=["64KiB-buffer", "512KiB-buffer-slow-reader"])
+def test_lagging_endpoint_killed_with_acknowledged_lines_unread_gets_every_line(daemon, plugin, endpoints, lag):
+    """A server that lags behind (a receive buffer, slow reader: lines acknowledged by its
+    kernel but unread) is killed: every line still arrives, because the plugin keeps a copy of
+    acknowledged lines until the window the endpoint advertises shows they were read. (The unit
+    test testAcknowledgedButUnreadLinesAreSentAgainWhenTheEndpointResets pins down the copy.)"""
     ep = endpoints(extra_args=lag)
     token = new_token()
     c = daemon.container(plain_config(ep, token))
@@ -338,6 +342,7 @@ def test_lagging_endpoint_killed_with_acknowledged_lines_unread_gets_every_line(
     def got():
         return {json.loads(split_wire(l, token))["log"].encode() for l in ep.lines()}
     assert wait_until(lambda: want <= got(), DELIVERY_TIMEOUT + 30, 0.5), f"{len(want - got())} lines missing"
+    assert_accounting(plugin.socket, c.name)
     c.stop()
 
 

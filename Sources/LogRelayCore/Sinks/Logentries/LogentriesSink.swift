@@ -50,10 +50,12 @@ public struct LogentriesSink: SinkProtocol {
     static let handshakeTimeoutNs: Int64 = 10_000_000_000
     /// Raw line bytes taken from the buffers per write batch (the wire bytes are more).
     static let writeBatchBytes = 256 * 1024
-    /// Acknowledged lines are kept this long (raw, up to retainMaxBytes) to be sent again if
-    /// the connection fails: the endpoint may have died with them unread.
+    /// Acknowledged lines are kept (raw) until the endpoint's application has read them, to be
+    /// sent again if the connection fails: the endpoint may die with them unread. Where the
+    /// kernel does not tell what was read, this long; and never longer, or more, than the caps.
     static let graceNs: Int64 = 200_000_000
-    static let retainMaxBytes = 4 << 20
+    static let retainMaxBytes = 8 << 20
+    static let retainMaxNs: Int64 = 30_000_000_000
     /// Unacknowledged bytes with no acknowledgement progress for this long: the peer is gone.
     static let stallNs: Int64 = 30_000_000_000
     /// No lines for this long: the connection closes, well before the ~10 min idle cut-off of
@@ -115,8 +117,9 @@ public struct LogentriesSink: SinkProtocol {
         var outOff = 0
         var batch: [Piece] = []              // pieces encoded in `out`, until it is fully written
         var batchBytes = 0
-        var tracker = DeliveryTracker<Piece>(graceNs: LogentriesSink.graceNs,
-                                             retainMaxBytes: LogentriesSink.retainMaxBytes)
+        var tracker = DeliveryTracker<Piece>(graceNs: LogentriesSink.graceNs, retainMaxBytes: LogentriesSink.retainMaxBytes,
+                                             maxRetainNs: LogentriesSink.retainMaxNs)
+        var peer = PeerReading()
         var scratch = [UInt8]()
         var raw = [UInt8]()
         var readBuf = [UInt8](repeating: 0, count: 16 * 1024)
@@ -127,11 +130,14 @@ public struct LogentriesSink: SinkProtocol {
         var unusedSince: Int64? = nil
         var resendNext = 0
 
-        func fail(_ reason: String) -> SessionEnd {
+        /// `readEverything`: the endpoint closed with FIN, which Linux sends only when its
+        /// application left nothing unread (else RST): the retained copies were read.
+        func fail(_ reason: String, readEverything: Bool = false) -> SessionEnd {
             // Oldest first: acknowledged but retained, then written but unacknowledged, then
             // the batch being written, then resends not written yet. Lines with an offset that
             // were not acknowledged are rewound in their buffers instead.
-            let (kept, flying) = tracker.takeAll()
+            var (kept, flying) = tracker.takeAll()
+            if readEverything { kept = [] }
             var again = kept
             again += flying.filter { $0.offset == nil }
             again += batch.filter { $0.offset == nil }
@@ -189,7 +195,7 @@ public struct LogentriesSink: SinkProtocol {
                 do {
                     for _ in 0..<4 {
                         let res = try readBuf.withUnsafeMutableBytes { p throws(SystemError) in try stream.read(into: p) }
-                        if res == .eof { return fail("the endpoint closed the connection") }
+                        if res == .eof { return fail("the endpoint closed the connection", readEverything: true) }
                         if res == .wouldBlock { break }
                     }
                 } catch {
@@ -221,9 +227,11 @@ public struct LogentriesSink: SinkProtocol {
 
             // Release what the peer acknowledged; a send queue that stopped moving is a dead peer.
             if !tracker.isEmpty || tracker.hasRetained || outOff < out.count {
-                let a = TCPProgress.acked(fd)
-                if a != acked { acked = a; lastAckProgress = now }
-                for piece in tracker.update(acked: a, now: now) {
+                let p = TCPProgress.sample(fd)
+                if p.acked != acked { acked = p.acked; lastAckProgress = now }
+                // What the endpoint read is known one round trip late: keep a copy that long more.
+                let read = peer.readOffset(acked: p.acked, window: p.window)
+                for piece in tracker.update(acked: p.acked, read: read, graceNs: read.map { _ in 2 * p.rttNs + 5_000_000 }, now: now) {
                     if let off = piece.offset { piece.attachment.buffer.confirm(upTo: off) }
                 }
                 if (!tracker.isEmpty || outOff < out.count) && now - lastAckProgress > LogentriesSink.stallNs {
