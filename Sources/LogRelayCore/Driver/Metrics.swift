@@ -38,6 +38,8 @@ public enum Metrics {
         perContainer("logrelay_container_bytes_rejected_total", "counter", "Bytes of the rejected lines.") { $0.c.rejectedBytes }
         perContainer("logrelay_container_lines_resent_total", "counter",
                      "Lines sent again after a connection failed before confirming them (possible duplicates).") { $0.c.resentLines }
+        perContainer("logrelay_container_lines_duplicate_total", "counter",
+                     "Published lines a JetStream stream already held and did not store again (replays after a reconnect).") { $0.c.duplicateLines }
         perContainer("logrelay_container_buffer_bytes", "gauge", "Bytes held for the sink (the lines and a few bytes of framing each).") { $0.c.bufferedBytes }
         perContainer("logrelay_container_buffer_lines", "gauge",
                      "Lines held for the sink (received = published + dropped + rejected + buffered).") { $0.c.bufferedLines }
@@ -107,7 +109,7 @@ public enum Metrics {
             c.publishedLines += n.publishedLines; c.publishedBytes += n.publishedBytes
             c.droppedLines += n.droppedLines; c.droppedBytes += n.droppedBytes
             c.rejectedLines += n.rejectedLines; c.rejectedBytes += n.rejectedBytes
-            c.resentLines += n.resentLines
+            c.resentLines += n.resentLines; c.duplicateLines += n.duplicateLines
             c.bufferedBytes += n.bufferedBytes; c.bufferedLines += n.bufferedLines
             limit += s.sink.buffer.limit
             corruptFrames += s.corruptFrames
