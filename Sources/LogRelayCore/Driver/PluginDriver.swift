@@ -72,21 +72,21 @@ public final class PluginDriver: Sendable {
             let target: String
             switch options.driver {
             case .nats:
-                guard var n = options.nats else { throw OptionError("internal error: NATS options missing") }
+                guard let n = options.nats else { throw OptionError("internal error: NATS options missing") }
                 let subject = try n.subject.map { try $0.render(info, hostname: hostname) } ?? tag
                 do { try NATSSubject.validate(subject) } catch {
                     let key = n.subject == nil ? "tag" : "nats-subject"
                     throw OptionError("\(key) renders to \(subject.debugDescription), which is not a valid NATS subject: \(error.message)")
                 }
                 let tls = try natsTLS(n)
-                n.userKey = try natsUserKey(n)
+                let userKey = try natsUserKey(n)
                 let route = NATSRoute(subject: subject, encoder: EventEncoder(info: info, tag: tag, attrs: attrs, format: .json),
                                       containerID: info.containerID, containerName: info.containerName)
                 let systemTLS = self.systemTLS
-                attach = { [nats, n] in
+                attach = { [nats] in
                     let a = NATSAttachment(buffer: buffer, name: name, route: route)
                     return ConnectionSink(attachment: a, connection: nats.attach(a, key: n.connectionKey) {
-                        NATSSink(options: n, tls: tls, systemTLS: systemTLS)
+                        NATSSink(options: n, userKey: userKey, tls: tls, systemTLS: systemTLS)
                     })
                 }
                 target = "NATS subject \(subject) via \(n.servers.map(\.description).joined(separator: ","))"
