@@ -154,6 +154,9 @@ public struct NATSOptions: Sendable {
     public var expectedStream: String?
     /// TLS handshake before the server's INFO (servers with `handshake_first`).
     public var tlsFirst: Bool
+    /// The file of `creds` or `nkey` as the plugin reads it; set by the driver once the host
+    /// path is resolved and the file validated.
+    public var userKey: NATSUserKeyFile?
 
     public init(servers: [NATSServerURL] = [NATSServerURL(host: "localhost")], subject: TagTemplate? = nil,
                 maxReconnect: Int = -1, user: String? = nil, pass: String? = nil, token: String? = nil,
@@ -349,8 +352,15 @@ public struct LogOptions: Sendable {
         var n = NATSOptions()
         if let v = r["nats-servers"] {
             var servers: [NATSServerURL] = []
-            for part in v.split(separator: ",") {
-                let entry = OptionError.trim(part)
+            let entries = v.split(separator: ",", omittingEmptySubsequences: false).map { OptionError.trim($0) }
+            // The list is split on commas (as nats.go does), so a comma in a password or token
+            // cuts its URL in two: the first half would be read as a host or port (and shown,
+            // or dialled), the second as "rest@host". Refused before any entry is parsed, unquoted.
+            let given = entries.filter { !$0.isEmpty }
+            for i in given.indices.dropLast() where !given[i].contains("@") && given[i + 1].contains("@") && !given[i + 1].contains("://") {
+                throw OptionError("invalid nats-servers: entries \(i + 1) and \(i + 2) look like one URL whose password or token holds a comma: write the comma as %2C (or, if they are two servers, give entry \(i + 2) its scheme, like nats://)")
+            }
+            for entry in entries {
                 if entry.isEmpty { continue }
                 do throws(OptionError) {
                     servers.append(try NATSServerURL(parsing: String(entry)))
