@@ -8,6 +8,7 @@
 // A container's series exist while it logs through the plugin. Secrets never appear here.
 public enum Metrics {
     public static func render(streams: [LogStream], connections: [NATSConnection], logentries: [LogentriesConnection] = [],
+                              logentriesHTTP: [LogentriesHTTPConnection] = [],
                               process: ProcessStats = .current(), now: Double = Double(Clock.wallNanos()) / 1e9) -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ rows: [(String, String)]) {
@@ -55,6 +56,9 @@ public enum Metrics {
             ConnectionRow(driver: "logentries", connection: ($0.proto.key.tls ? "tls://" : "tcp://") + $0.proto.pool.explicit.map { "\($0.address)" }.joined(separator: ","),
                           status: $0.status, streams: $0.attachmentCount)
         }
+        conns += logentriesHTTP.map {
+            ConnectionRow(driver: "logentries", connection: $0.proto.endpointLabel, status: $0.status, streams: $0.attachmentCount)
+        }
         conns.sort { ($0.driver, $0.connection) < ($1.driver, $1.connection) }
         // Connections differing only in what labels never show (a password, a certificate)
         // would repeat a label set: later ones are numbered.
@@ -85,7 +89,7 @@ public enum Metrics {
         family("logrelay_build_info", "gauge", "The plugin's version, as a label.", [("version=\"\(escape(logrelayVersion))\"", "1")])
         family("logrelay_containers", "gauge", "Container streams being read.", [("", "\(streams.count)")])
         family("logrelay_connections", "gauge", "Open sink connections.",
-               [("driver=\"nats\"", "\(connections.count)"), ("driver=\"logentries\"", "\(logentries.count)")])
+               [("driver=\"nats\"", "\(connections.count)"), ("driver=\"logentries\"", "\(logentries.count + logentriesHTTP.count)")])
         family("process_cpu_seconds_total", "counter", "User and system CPU time of the plugin process, in seconds.", [("", seconds(process.cpuSeconds))])
         family("process_resident_memory_bytes", "gauge", "Resident memory of the plugin process.", [("", "\(process.residentBytes)")])
         family("process_virtual_memory_bytes", "gauge", "Virtual memory of the plugin process.", [("", "\(process.virtualBytes)")])
