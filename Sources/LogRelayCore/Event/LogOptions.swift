@@ -184,6 +184,9 @@ public struct NATSOptions: Sendable {
         NATSConnectionKey(servers: servers, user: user, pass: pass, token: token, tlsCACert: tlsCACert,
                           tlsCert: tlsCert, tlsKey: tlsKey, tlsSkipVerify: tlsSkipVerify, maxReconnect: maxReconnect,
                           creds: creds, nkey: nkey, jetstream: jetstream, expectedStream: expectedStream, tlsFirst: tlsFirst)
+    }
+}
+
 /// How lines reach Logentries: token TCP (one line per token, never answered) or HTTP
 /// POSTs to the webhook ingestion (each batch answered: a confirmed delivery).
 public enum LogentriesTransport: String, Sendable { case tcp, http }
@@ -202,19 +205,16 @@ public struct LogentriesHTTPEndpoint: Hashable, Sendable {
     public var isLoopback: Bool { host == "localhost" || host.hasPrefix("127.") || host == "::1" }
 }
 
-    }
-}
-
 public struct LogentriesOptions: Sendable {
     public var token: String
     public var lineOnly: Bool
     public var host: String
-    public var transport: LogentriesTransport = .tcp
-    /// Set with transport http.
-    public var http: LogentriesHTTPEndpoint?
     public var port: Int
     public var tls: Bool
     public var caCert: String?
+    public var transport: LogentriesTransport = .tcp
+    /// Set with transport http.
+    public var http: LogentriesHTTPEndpoint?
 
     public init(token: String, lineOnly: Bool = false, host: String = "data.logentries.com", port: Int = 443,
                 tls: Bool = true, caCert: String? = nil) {
@@ -451,6 +451,9 @@ public struct LogOptions: Sendable {
         }
         guard isUUID(token) else {
             throw OptionError("logentries-token does not look like a Logentries log token (expected a UUID: 8-4-4-4-12 hex digits)")
+        }
+        var l = LogentriesOptions(token: token)
+        if let v = r["line-only"] { l.lineOnly = try parseBool(v, key: "line-only") }
         if let v = r["logentries-transport"] {
             guard let t = LogentriesTransport(rawValue: v.lowercased()) else {
                 throw OptionError("invalid logentries-transport \(OptionError.quote(v)): expected tcp (token TCP) or http (webhook POSTs, confirmed)")
@@ -459,9 +462,6 @@ public struct LogOptions: Sendable {
         }
         if l.transport == .http { return try parseLogentriesHTTP(r, l) }
         if r["logentries-url"] != nil { throw OptionError("logentries-url needs logentries-transport=http") }
-        }
-        var l = LogentriesOptions(token: token)
-        if let v = r["line-only"] { l.lineOnly = try parseBool(v, key: "line-only") }
         if let v = r["logentries-tls"] { l.tls = try parseBool(v, key: "logentries-tls") }
         l.caCert = try absolutePath(r, "logentries-tls-ca-cert")
         if l.caCert != nil && !l.tls {
@@ -489,6 +489,9 @@ public struct LogOptions: Sendable {
         } else if !l.tls {
             l.port = 80
         }
+        return l
+    }
+
     /// logentries-transport=http: the webhook URL from logentries-url, or from
     /// logentries-region as Rapid7 documents it. Messages never show the URL (its path holds
     /// the token).
@@ -547,9 +550,6 @@ public struct LogOptions: Sendable {
         if path.isEmpty { path = "/" }
         if !path.contains(token) { path += (path.hasSuffix("/") ? "" : "/") + token }
         return LogentriesHTTPEndpoint(tls: tls, host: hp.host, port: hp.port ?? (tls ? 443 : 80), path: path)
-    }
-
-        return l
     }
 
     // MARK: value parsers
