@@ -4,7 +4,7 @@
 # with -sanitize=fuzzer,address (no SwiftPM, so the parsers must stay free of other
 # dependencies: a new one shows up here as a compile error).
 #
-#   Tests/Fuzz/build.sh [OUT] [TARGET...]      targets: frame http nats tag regex options startlogging encoder logentries (default: all)
+#   Tests/Fuzz/build.sh [OUT] [TARGET...]      targets: frame http nats tag regex options startlogging encoder logentries httpresponse (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v swiftc >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
@@ -31,6 +31,7 @@ sources() {
     case "$1" in
         frame) echo "$F/FuzzFrameDecoder.swift $S/Stream/FrameDecoder.swift" ;;
         http)  echo "$F/FuzzHTTPParser.swift $S/DaemonAPI/HTTPParser.swift" ;;
+        httpresponse) echo "$F/FuzzHTTPResponseParser.swift $S/Transport/HTTPResponseParser.swift" ;;
         nats)  echo "$F/FuzzNATSServerParser.swift $S/Sinks/NATS/NATSProtocol.swift $S/Support/JSONText.swift" ;;
         tag)   echo "$F/FuzzTagTemplate.swift $OPTIONS" ;;
         regex) echo "$F/FuzzRegex.swift $REGEX" ;;
@@ -46,7 +47,7 @@ sources() {
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame http nats tag regex options startlogging encoder logentries)
+[ ${#targets[@]} -gt 0 ] || targets=(frame http nats tag regex options startlogging encoder logentries httpresponse)
 mkdir -p "$OUT"
 for t in "${targets[@]}"; do
     src=$(sources "$t")
