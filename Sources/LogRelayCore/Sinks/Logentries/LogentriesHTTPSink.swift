@@ -63,8 +63,10 @@ public struct LogentriesHTTPSink: SinkProtocol {
     static let handshakeTimeoutNs: Int64 = 10_000_000_000
     /// Raw line bytes per request at most (the body is larger: JSON events carry the
     /// container's fields); halved on 413.
-    static let batchBytes = 256 * 1024
-    static let batchLines = 5000
+    static let batchBytes = 128 * 1024
+    /// No further stream's lines join a request whose body has reached this (Rapid7 documents
+    /// no limit; other ingestion APIs take 1 to 10 MiB).
+    static let bodyBytes = 1 << 20
     /// The longest body line, "\n" included (the token-TCP limit: the service's line limit).
     static let maxLineBytes = LogentriesWire.maxLineBytes
     /// A request without progress (writing it, or reading its answer) for this long is lost.
@@ -252,8 +254,7 @@ public struct LogentriesHTTPSink: SinkProtocol {
         let sharing = (0..<list.count).map { list[(first + $0) % list.count] }.filter { $0.route.path == path && $0.buffer.hasUnsent }
         body.removeAll(keepingCapacity: true)
         var left = limits.batchBytes
-        var linesLeft = LogentriesHTTPSink.batchLines
-        for (k, a) in sharing.enumerated() where left > 0 && linesLeft > 0 {
+        for (k, a) in sharing.enumerated() where left > 0 && body.count < LogentriesHTTPSink.bodyBytes {
             let share = max(left / (sharing.count - k), 1)
             raw.removeAll(keepingCapacity: true)
             guard let offset = a.buffer.copyUnsent(maxBytes: share, into: &raw) else { continue }
@@ -273,7 +274,6 @@ public struct LogentriesHTTPSink: SinkProtocol {
                     LogentriesHTTPSink.appendLines(framed: scratch, to: &body)
                 }
             }
-            linesLeft -= piece.lines
             batch.append(piece)
         }
         guard !batch.isEmpty else { return false }
