@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""logrelay benchmark (`make bench`): the plugin at full speed against the machine's own limits.
+"""logrelay benchmark (`make bench`): the plugin at full speed and at a daemon's pace (with the
+latency write → subscriber), through a real dockerd when one can run, against the machine's own
+limits.
 
 Plays the Docker daemon with bench/loadgen.c (pre-encoded LogEntry frames, written one frame per
 write() like dockerd, or in ~64 KiB batches) into K FIFOs of a fresh `logrelay` process per
@@ -29,6 +31,15 @@ Environment (all optional):
                       overhead: off for the reference figures)
   BENCH_PERF_RECORD   a directory: `perf record -e cpu-clock` the plugin during each scenario
                       into DIR/<scenario>.data (user and kernel samples; `perf report -i ...`)
+  BENCH_PACED_RATES   paced scenarios' rates, k lines/s in total over all containers (default 10,100,250)
+  BENCH_PACED_SECONDS seconds per paced scenario (default 5)
+  BENCH_LAT_EVERY     the subscriber keeps the latency of every Nth line (default 1: all)
+  BENCH_DOCKER        0 = skip the through-dockerd section (default: run it when an engine can start)
+  BENCH_DOCKER_WAIT   seconds to wait until no other dockerd runs on the machine (default 600)
+  BENCH_DOCKER_LINES  lines per `docker run` (default 1000000); BENCH_DOCKER_RUNS runs each (default 2)
+  BENCH_DOCKERD_DIR   the private dockerd's directory (default /tmp/logrelay-bench/dockerd)
+  BENCH_REGEX_KEYS    1 KiB keys for the labels-regex / env-regex cost (default 64);
+                      BENCH_REGEX_CALLS calls each (20), BENCH_REGEX_TIMEOUT s per call (5)
   BENCH_WRAP          command prefix for the plugin, for profiling, e.g.
                       BENCH_WRAP="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p"
                       (figures are then the tool's, not the plugin's)

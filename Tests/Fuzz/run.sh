@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the fuzz targets (build.sh) and runs each with libFuzzer for FUZZ_SECONDS seconds
-# (default 25: five targets, about 2.5 minutes in all). Fails on any crash, trap, invariant
+# (default 25: nine targets, about 4 minutes in all). Fails on any crash, trap, invariant
 # violation, timeout or runaway allocation, and prints the input that caused it.
 #
-#   Tests/Fuzz/run.sh [TARGET...]                 targets: frame http nats tag regex (default: all)
+#   Tests/Fuzz/run.sh [TARGET...]                 targets: frame http nats tag regex options startlogging encoder logentries httpresponse (default: all)
 #   FUZZ_SECONDS=600 Tests/Fuzz/run.sh nats       a longer run of one target
 #   build/fuzz/fuzz-nats CRASHFILE                replays one input
 #
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 OUT="${FUZZ_OUT:-build/fuzz}"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-25}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame http nats tag regex)
+[ ${#targets[@]} -gt 0 ] || targets=(frame http nats tag regex options startlogging encoder logentries httpresponse)
 
 Tests/Fuzz/build.sh "$OUT" "${targets[@]}" || { echo "fuzz: build failed" >&2; exit 2; }
 

@@ -8,6 +8,7 @@
 // A container's series exist while it logs through the plugin. Secrets never appear here.
 public enum Metrics {
     public static func render(streams: [LogStream], connections: [NATSConnection], logentries: [LogentriesConnection] = [],
+                              logentriesHTTP: [LogentriesHTTPConnection] = [],
                               process: ProcessStats = .current(), now: Double = Double(Clock.wallNanos()) / 1e9) -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ rows: [(String, String)]) {
@@ -38,6 +39,8 @@ public enum Metrics {
         perContainer("logrelay_container_bytes_rejected_total", "counter", "Bytes of the rejected lines.") { $0.c.rejectedBytes }
         perContainer("logrelay_container_lines_resent_total", "counter",
                      "Lines sent again after a connection failed before confirming them (possible duplicates).") { $0.c.resentLines }
+        perContainer("logrelay_container_lines_duplicate_total", "counter",
+                     "Published lines a JetStream stream already held and did not store again (replays after a reconnect).") { $0.c.duplicateLines }
         perContainer("logrelay_container_buffer_bytes", "gauge", "Bytes held for the sink (the lines and a few bytes of framing each).") { $0.c.bufferedBytes }
         perContainer("logrelay_container_buffer_lines", "gauge",
                      "Lines held for the sink (received = published + dropped + rejected + buffered).") { $0.c.bufferedLines }
@@ -52,6 +55,9 @@ public enum Metrics {
         conns += logentries.map {
             ConnectionRow(driver: "logentries", connection: ($0.proto.key.tls ? "tls://" : "tcp://") + $0.proto.pool.explicit.map { "\($0.address)" }.joined(separator: ","),
                           status: $0.status, streams: $0.attachmentCount)
+        }
+        conns += logentriesHTTP.map {
+            ConnectionRow(driver: "logentries", connection: $0.proto.endpointLabel, status: $0.status, streams: $0.attachmentCount)
         }
         conns.sort { ($0.driver, $0.connection) < ($1.driver, $1.connection) }
         // Connections differing only in what labels never show (a password, a certificate)
@@ -83,7 +89,7 @@ public enum Metrics {
         family("logrelay_build_info", "gauge", "The plugin's version, as a label.", [("version=\"\(escape(logrelayVersion))\"", "1")])
         family("logrelay_containers", "gauge", "Container streams being read.", [("", "\(streams.count)")])
         family("logrelay_connections", "gauge", "Open sink connections.",
-               [("driver=\"nats\"", "\(connections.count)"), ("driver=\"logentries\"", "\(logentries.count)")])
+               [("driver=\"nats\"", "\(connections.count)"), ("driver=\"logentries\"", "\(logentries.count + logentriesHTTP.count)")])
         family("process_cpu_seconds_total", "counter", "User and system CPU time of the plugin process, in seconds.", [("", seconds(process.cpuSeconds))])
         family("process_resident_memory_bytes", "gauge", "Resident memory of the plugin process.", [("", "\(process.residentBytes)")])
         family("process_virtual_memory_bytes", "gauge", "Virtual memory of the plugin process.", [("", "\(process.virtualBytes)")])
@@ -107,7 +113,7 @@ public enum Metrics {
             c.publishedLines += n.publishedLines; c.publishedBytes += n.publishedBytes
             c.droppedLines += n.droppedLines; c.droppedBytes += n.droppedBytes
             c.rejectedLines += n.rejectedLines; c.rejectedBytes += n.rejectedBytes
-            c.resentLines += n.resentLines
+            c.resentLines += n.resentLines; c.duplicateLines += n.duplicateLines
             c.bufferedBytes += n.bufferedBytes; c.bufferedLines += n.bufferedLines
             limit += s.sink.buffer.limit
             corruptFrames += s.corruptFrames

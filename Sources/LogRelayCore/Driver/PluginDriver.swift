@@ -18,6 +18,7 @@ public final class PluginDriver: Sendable {
     public let hostPaths: HostPaths
     public let nats = NATSRegistry()
     public let logentries = LogentriesRegistry()
+    public let logentriesHTTP = LogentriesHTTPRegistry()
     /// The system CAs, loaded once when a sink first needs them.
     public let systemTLS = SystemTLS()
     public let loop: StreamLoop
@@ -72,35 +73,51 @@ public final class PluginDriver: Sendable {
             let target: String
             switch options.driver {
             case .nats:
-                guard var n = options.nats else { throw OptionError("internal error: NATS options missing") }
+                guard let n = options.nats else { throw OptionError("internal error: NATS options missing") }
                 let subject = try n.subject.map { try $0.render(info, hostname: hostname) } ?? tag
                 do { try NATSSubject.validate(subject) } catch {
                     let key = n.subject == nil ? "tag" : "nats-subject"
                     throw OptionError("\(key) renders to \(subject.debugDescription), which is not a valid NATS subject: \(error.message)")
                 }
                 let tls = try natsTLS(n)
-                n.userKey = try natsUserKey(n)
+                let userKey = try natsUserKey(n)
                 let route = NATSRoute(subject: subject, encoder: EventEncoder(info: info, tag: tag, attrs: attrs, format: .json),
                                       containerID: info.containerID, containerName: info.containerName)
                 let systemTLS = self.systemTLS
-                attach = { [nats, n] in
+                attach = { [nats] in
                     let a = NATSAttachment(buffer: buffer, name: name, route: route)
                     return ConnectionSink(attachment: a, connection: nats.attach(a, key: n.connectionKey) {
-                        NATSSink(options: n, tls: tls, systemTLS: systemTLS)
+                        NATSSink(options: n, userKey: userKey, tls: tls, systemTLS: systemTLS)
                     })
                 }
                 target = "NATS subject \(subject) via \(n.servers.map(\.description).joined(separator: ","))"
             case .logentries:
                 guard let l = options.logentries else { throw OptionError("internal error: Logentries options missing") }
                 let tls = try logentriesTLS(l)
-                let wire = LogentriesWire(token: l.token, encoder: EventEncoder(info: info, tag: tag, attrs: attrs, format: l.lineOnly ? .rawLine : .json))
-                attach = { [logentries] in
-                    let a = LogentriesAttachment(buffer: buffer, name: name, route: wire)
-                    return ConnectionSink(attachment: a, connection: logentries.attach(a, key: l.connectionKey) {
-                        LogentriesSink(key: l.connectionKey, tls: tls)
-                    })
+                let encoder = EventEncoder(info: info, tag: tag, attrs: attrs, format: l.lineOnly ? .rawLine : .json)
+                if let endpoint = l.http, let key = l.httpConnectionKey {
+                    let route = LogentriesHTTPRoute(path: endpoint.path, encoder: encoder)
+                    attach = { [logentriesHTTP] in
+                        let a = LogentriesHTTPAttachment(buffer: buffer, name: name, route: route)
+                        return ConnectionSink(attachment: a, connection: logentriesHTTP.attach(a, key: key) {
+                            LogentriesHTTPSink(key: key, tls: tls)
+                        })
+                    }
+                    if !endpoint.tls && !endpoint.isLoopback {
+                        Log.warn("logentries-url is http://: the log token and the lines cross the network in clear text", container: name)
+                    }
+                    // Never the path: it holds the token.
+                    target = "Logentries webhook at \(endpoint.redacted) (HTTP POST, \(l.lineOnly ? "raw lines" : "JSON events"))"
+                } else {
+                    let wire = LogentriesWire(token: l.token, encoder: encoder)
+                    attach = { [logentries] in
+                        let a = LogentriesAttachment(buffer: buffer, name: name, route: wire)
+                        return ConnectionSink(attachment: a, connection: logentries.attach(a, key: l.connectionKey) {
+                            LogentriesSink(key: l.connectionKey, tls: tls)
+                        })
+                    }
+                    target = "Logentries at \(l.hostPort) (\(l.tls ? "TLS" : "plain TCP"), \(l.lineOnly ? "raw lines" : "JSON events"))"
                 }
-                target = "Logentries at \(l.hostPort) (\(l.tls ? "TLS" : "plain TCP"), \(l.lineOnly ? "raw lines" : "JSON events"))"
             }
             // A restart: what the previous process spooled at shutdown goes first, in order.
             let spool = reattaching ? state.takeSpool(file: req.file, maxBytes: buffer.limit + (1 << 20)) : nil
@@ -223,7 +240,7 @@ public final class PluginDriver: Sendable {
         loop.readAll(timeoutNs: timeoutNs / 2)
         while Clock.monotonicNanos() < deadline {
             let busy = loop.streams.contains { !$0.sink.buffer.isEmpty } || nats.all.contains { $0.hasUndelivered }
-                || logentries.all.contains { $0.hasUndelivered }
+                || logentries.all.contains { $0.hasUndelivered } || logentriesHTTP.all.contains { $0.hasUndelivered }
             if !busy { return true }
             usleep(20_000)
         }
@@ -266,6 +283,6 @@ public final class PluginDriver: Sendable {
     }
 
     public func metricsText() -> String {
-        Metrics.render(streams: loop.streams, connections: nats.all, logentries: logentries.all)
+        Metrics.render(streams: loop.streams, connections: nats.all, logentries: logentries.all, logentriesHTTP: logentriesHTTP.all)
     }
 }

@@ -187,6 +187,24 @@ public struct NATSOptions: Sendable {
     }
 }
 
+/// How lines reach Logentries: token TCP (one line per token, never answered) or HTTP
+/// POSTs to the webhook ingestion (each batch answered: a confirmed delivery).
+public enum LogentriesTransport: String, Sendable { case tcp, http }
+
+/// The URL that HTTP batches are POSTed to. Its path holds the log token: only `redacted`
+/// (scheme, host, port) is ever shown.
+public struct LogentriesHTTPEndpoint: Hashable, Sendable {
+    public var tls: Bool
+    public var host: String
+    public var port: Int
+    /// The request target, token included ("/v1/noformat/<token>").
+    public var path: String
+
+    public var redacted: String { (tls ? "https://" : "http://") + (host.contains(":") ? "[\(host)]" : host) + ":\(port)" }
+    /// http:// to this host never leaves the machine (tests, a local relay).
+    public var isLoopback: Bool { host == "localhost" || host.hasPrefix("127.") || host == "::1" }
+}
+
 public struct LogentriesOptions: Sendable {
     public var token: String
     public var lineOnly: Bool
@@ -194,6 +212,9 @@ public struct LogentriesOptions: Sendable {
     public var port: Int
     public var tls: Bool
     public var caCert: String?
+    public var transport: LogentriesTransport = .tcp
+    /// Set with transport http.
+    public var http: LogentriesHTTPEndpoint?
 
     public init(token: String, lineOnly: Bool = false, host: String = "data.logentries.com", port: Int = 443,
                 tls: Bool = true, caCert: String? = nil) {
@@ -235,7 +256,7 @@ public struct LogOptions: Sendable {
                            "nats-token", "nats-tls-ca-cert", "nats-tls-cert", "nats-tls-key", "nats-tls-skip-verify",
                            "nats-creds", "nats-nkey", "nats-jetstream", "nats-expected-stream", "nats-tls-first"]
     static let logentriesKeys = ["logentries-token", "line-only", "logentries-address", "logentries-region",
-                                 "logentries-tls", "logentries-tls-ca-cert"]
+                                 "logentries-tls", "logentries-tls-ca-cert", "logentries-transport", "logentries-url"]
     /// Consumed by dockerd itself (protocol doc §7.2) and passed through to us.
     static let daemonKeys: Set<String> = ["mode", "max-buffer-size", "cache-disabled", "cache-max-size",
                                           "cache-max-file", "cache-compress", "max-size", "max-file", "compress"]
@@ -352,8 +373,15 @@ public struct LogOptions: Sendable {
         var n = NATSOptions()
         if let v = r["nats-servers"] {
             var servers: [NATSServerURL] = []
-            for part in v.split(separator: ",") {
-                let entry = OptionError.trim(part)
+            let entries = v.split(separator: ",", omittingEmptySubsequences: false).map { OptionError.trim($0) }
+            // The list is split on commas (as nats.go does), so a comma in a password or token
+            // cuts its URL in two: the first half would be read as a host or port (and shown,
+            // or dialled), the second as "rest@host". Refused before any entry is parsed, unquoted.
+            let given = entries.filter { !$0.isEmpty }
+            for i in given.indices.dropLast() where !given[i].contains("@") && given[i + 1].contains("@") && !given[i + 1].contains("://") {
+                throw OptionError("invalid nats-servers: entries \(i + 1) and \(i + 2) look like one URL whose password or token holds a comma: write the comma as %2C (or, if they are two servers, give entry \(i + 2) its scheme, like nats://)")
+            }
+            for entry in entries {
                 if entry.isEmpty { continue }
                 do throws(OptionError) {
                     servers.append(try NATSServerURL(parsing: String(entry)))
@@ -426,6 +454,14 @@ public struct LogOptions: Sendable {
         }
         var l = LogentriesOptions(token: token)
         if let v = r["line-only"] { l.lineOnly = try parseBool(v, key: "line-only") }
+        if let v = r["logentries-transport"] {
+            guard let t = LogentriesTransport(rawValue: v.lowercased()) else {
+                throw OptionError("invalid logentries-transport \(OptionError.quote(v)): expected tcp (token TCP) or http (webhook POSTs, confirmed)")
+            }
+            l.transport = t
+        }
+        if l.transport == .http { return try parseLogentriesHTTP(r, l) }
+        if r["logentries-url"] != nil { throw OptionError("logentries-url needs logentries-transport=http") }
         if let v = r["logentries-tls"] { l.tls = try parseBool(v, key: "logentries-tls") }
         l.caCert = try absolutePath(r, "logentries-tls-ca-cert")
         if l.caCert != nil && !l.tls {
@@ -454,6 +490,66 @@ public struct LogOptions: Sendable {
             l.port = 80
         }
         return l
+    }
+
+    /// logentries-transport=http: the webhook URL from logentries-url, or from
+    /// logentries-region as Rapid7 documents it. Messages never show the URL (its path holds
+    /// the token).
+    static func parseLogentriesHTTP(_ r: Reader, _ base: LogentriesOptions) throws(OptionError) -> LogentriesOptions {
+        var l = base
+        for key in ["logentries-address", "logentries-tls"] where r[key] != nil {
+            throw OptionError("\(key) is for logentries-transport=tcp; with http, logentries-url or logentries-region chooses the endpoint")
+        }
+        let url = r["logentries-url"], region = r["logentries-region"]
+        if url != nil && region != nil {
+            throw OptionError("logentries-url and logentries-region both choose the endpoint: set only one of them")
+        }
+        let endpoint: LogentriesHTTPEndpoint
+        if let v = url {
+            endpoint = try parseLogentriesURL(v, token: l.token)
+        } else if let v = region {
+            guard isRegion(v) else {
+                throw OptionError("invalid logentries-region \(OptionError.quote(v)): expected a region name like eu, us or us2")
+            }
+            endpoint = LogentriesHTTPEndpoint(tls: true, host: "\(v).webhook.logs.insight.rapid7.com", port: 443, path: "/v1/noformat/\(l.token)")
+        } else {
+            throw OptionError("logentries-transport=http needs logentries-region (like eu or us) or logentries-url")
+        }
+        l.caCert = try absolutePath(r, "logentries-tls-ca-cert")
+        if l.caCert != nil && !endpoint.tls {
+            throw OptionError("logentries-tls-ca-cert has no effect with an http:// logentries-url")
+        }
+        l.http = endpoint
+        l.host = endpoint.host
+        l.port = endpoint.port
+        l.tls = endpoint.tls
+        return l
+    }
+
+    /// `https://host[:port]/path` or `http://…`. A URL whose path does not hold the token gets
+    /// it appended as the last path segment (so both the full webhook URL and its base work).
+    /// No user info, query or fragment.
+    static func parseLogentriesURL(_ v: String, token: String) throws(OptionError) -> LogentriesHTTPEndpoint {
+        func bad(_ why: String) -> OptionError {
+            OptionError("invalid logentries-url: \(why) (expected https://HOST[:PORT]/PATH, like https://eu.webhook.logs.insight.rapid7.com/v1/noformat/TOKEN)")
+        }
+        let lower = v.lowercased()
+        let tls: Bool
+        let rest: Substring
+        if lower.hasPrefix("https://") { tls = true; rest = v.dropFirst(8) }
+        else if lower.hasPrefix("http://") { tls = false; rest = v.dropFirst(7) }
+        else { throw bad("the scheme must be https:// or http://") }
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let authority = String(rest[..<slash])
+        var path = String(rest[slash...])
+        if authority.contains("@") { throw bad("user info is not allowed (the token goes in the path)") }
+        if path.contains("?") || path.contains("#") { throw bad("a query or fragment is not allowed") }
+        guard path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw bad("the path holds spaces or non-ASCII bytes") }
+        let hp: (host: String, port: Int?)
+        do throws(OptionError) { hp = try HostPortParser.split(authority) } catch { throw bad(error.message) }
+        if path.isEmpty { path = "/" }
+        if !path.contains(token) { path += (path.hasSuffix("/") ? "" : "/") + token }
+        return LogentriesHTTPEndpoint(tls: tls, host: hp.host, port: hp.port ?? (tls ? 443 : 80), path: path)
     }
 
     // MARK: value parsers

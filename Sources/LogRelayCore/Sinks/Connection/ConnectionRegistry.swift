@@ -43,3 +43,4 @@ public final class ConnectionRegistry<P: SinkProtocol, Key: Hashable & Sendable>
 
 public typealias NATSRegistry = ConnectionRegistry<NATSSink, NATSConnectionKey>
 public typealias LogentriesRegistry = ConnectionRegistry<LogentriesSink, LogentriesConnectionKey>
+public typealias LogentriesHTTPRegistry = ConnectionRegistry<LogentriesHTTPSink, LogentriesHTTPConnectionKey>

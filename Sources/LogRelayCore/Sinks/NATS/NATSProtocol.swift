@@ -48,7 +48,7 @@ public struct NATSInfo: Decodable, Equatable, Sendable {
     public init() {}
 }
 
-public struct NATSProtocolError: Error, CustomStringConvertible, Sendable, CausedError {
+public struct NATSProtocolError: Error, CustomStringConvertible, Sendable {
     public let message: String
     /// Set for refusals that repeat on every attempt (auth): logged once per cause.
     public var cause: String? = nil

@@ -35,9 +35,10 @@ public struct NATSServerURL: Hashable, Sendable, CustomStringConvertible {
         if let r = rest.firstRange(of: "://") {
             let name = rest[..<r.lowerBound].lowercased()
             guard let s = Scheme(rawValue: name) else {
-                // A "scheme" that is not a word may be credentials written before it.
-                let word = !name.isEmpty && name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2B || $0 == 0x2D || $0 == 0x2E }
-                throw OptionError("unsupported scheme \(word ? OptionError.quote(name) : "(not a scheme name)") in NATS server URL \(word ? shown : "\"***\"") (use nats:// or tls://)")
+                // A "scheme" that is not a word may be credentials written before it (and
+                // `shown` is then "***").
+                let word = NATSServerURL.isSchemeWord(name[...])
+                throw OptionError("unsupported scheme \(word ? OptionError.quote(name) : "(not a scheme name)") in NATS server URL \(shown) (use nats:// or tls://)")
             }
             scheme = s
             rest = rest[r.upperBound...]
@@ -98,27 +99,49 @@ public struct NATSServerURL: Hashable, Sendable, CustomStringConvertible {
         return s + hostPort
     }
 
-    /// A raw URL string as messages may show it: any userinfo becomes "***@", and without
-    /// an "@" anything after a colon that is not a port number becomes "***" (that is where a
-    /// password lands in "nats://dave:SECRET", or in the first half of a password that holds
-    /// a comma, "nats://carol:S3cret,P@host", which nats-servers splits).
+    /// A raw URL string as messages may show it. Credentials can sit in many places of a
+    /// malformed URL, so only what cannot be one is kept: a scheme that is a word, the host
+    /// after the last "@" (the userinfo becomes "***@"), and without an "@" the host and a
+    /// numeric port; anything after a colon that is not a port number becomes "***" (that is
+    /// where a password lands in "nats://dave:SECRET", or in the first half of a password
+    /// that holds a comma, "nats://carol:S3cret,P@host", which nats-servers splits); a path
+    /// becomes "/..."; text before a "://" that is not a scheme hides the whole URL.
     static func redact(_ raw: String) -> String {
-        if let at = raw.lastIndex(of: "@") {
-            let afterAt = raw[raw.index(after: at)...]
-            if let r = raw.firstRange(of: "://"), r.upperBound <= at {
-                return raw[..<r.upperBound] + "***@" + afterAt
-            }
-            return "***@" + afterAt
+        var scheme = ""
+        var rest = raw[...]
+        if let r = raw.firstRange(of: "://") {
+            guard isSchemeWord(raw[..<r.lowerBound]) else { return "***" }
+            scheme = String(raw[..<r.upperBound])
+            rest = raw[r.upperBound...]
         }
-        var start = raw.startIndex
-        if let r = raw.firstRange(of: "://") { start = r.upperBound }
-        let end = raw[start...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? raw.endIndex
-        var hostEnd = start
-        if raw[start...].hasPrefix("["), let close = raw[start..<end].firstIndex(of: "]") { hostEnd = raw.index(after: close) }
-        guard let colon = raw[hostEnd..<end].firstIndex(of: ":") else { return raw }
-        let port = raw[raw.index(after: colon)..<end]
-        if !port.isEmpty && port.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { return raw }
-        return raw[...colon] + "***" + raw[end...]
+        var userinfo = ""
+        if let at = rest.lastIndex(of: "@") {
+            userinfo = "***@"
+            rest = rest[rest.index(after: at)...]
+        }
+        let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        let tail = end < rest.endIndex ? "/..." : ""
+        var authority = rest[..<end]
+        var hostEnd = authority.startIndex
+        // Brackets hide their colons only around what can be an IPv6 address.
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]"),
+           authority[authority.index(after: authority.startIndex)..<close].utf8.allSatisfy({ HostPortParser.isHex($0) || $0 == 0x3A || $0 == 0x2E }) {
+            hostEnd = authority.index(after: close)
+        }
+        if let colon = authority[hostEnd...].firstIndex(of: ":") {
+            let port = authority[authority.index(after: colon)...]
+            if port.isEmpty || !port.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+                authority = authority[...colon] + "***"
+            }
+        }
+        return scheme + userinfo + authority + tail
+    }
+
+    /// Letters, digits, "+", "-" and "." (RFC 3986's scheme characters), at least one.
+    static func isSchemeWord(_ s: Substring) -> Bool {
+        !s.isEmpty && s.utf8.allSatisfy {
+            ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2B || $0 == 0x2D || $0 == 0x2E
+        }
     }
 
     static func percentDecode(_ s: Substring) -> String? {

@@ -57,6 +57,7 @@ public struct NATSRoute: Sendable {
 }
 
 extension NATSServerURL: PoolAddress {}
+extension NATSProtocolError: CausedError {}
 
 public typealias NATSConnection = SinkConnection<NATSSink>
 public typealias NATSAttachment = SinkAttachment<NATSRoute>
@@ -76,6 +77,8 @@ public struct NATSSink: SinkProtocol {
     public typealias Carry = Void
     public static let kind = "nats"
     let options: NATSOptions
+    /// The nats-creds or nats-nkey file (validated at StartLogging), read for every handshake.
+    let userKey: NATSUserKeyFile?
     /// Set when the options ask for TLS (tls://, tls-first or any nats-tls-* option): always used.
     let tls: TLSContext?
     /// For servers that demand TLS although the options did not: system CAs, verified.
@@ -99,8 +102,9 @@ public struct NATSSink: SinkProtocol {
     /// No PubAck for this long: the stream (or its leader) lost the message; publish again.
     static let ackTimeoutNs: Int64 = 3_000_000_000
 
-    public init(options: NATSOptions, tls: TLSContext?, systemTLS: SystemTLS) {
+    public init(options: NATSOptions, userKey: NATSUserKeyFile? = nil, tls: TLSContext?, systemTLS: SystemTLS) {
         self.options = options
+        self.userKey = userKey
         self.tls = tls
         self.systemTLS = systemTLS
         pool = ServerPool(explicit: options.servers, maxAttempts: options.maxReconnect)
@@ -175,7 +179,7 @@ public struct NATSSink: SinkProtocol {
     /// rotated on disk apply from the next reconnect; the seed is dropped once the nonce is signed.
     private func authentication(for url: NATSServerURL, info: NATSInfo, on shell: NATSConnection) throws -> NATSClientCommands.Auth {
         var auth = NATSClientCommands.Auth()
-        if let file = options.userKey {
+        if let file = userKey {
             let creds: NATSUserCredentials
             do { creds = try file.load() } catch {
                 throw NATSProtocolError(message: error.message, cause: "file \(file.kind.rawValue): \(error.message)")
@@ -203,7 +207,7 @@ public struct NATSSink: SinkProtocol {
     private func refusal(_ text: String) -> NATSProtocolError {
         let lower = text.lowercased()
         var message = "server refused the connection: \(text)"
-        if let file = options.userKey, lower.hasPrefix("authorization violation") || lower.contains("expired") {
+        if let file = userKey, lower.hasPrefix("authorization violation") || lower.contains("expired") {
             let jwt = (try? file.load())?.jwt
             if let exp = jwt.flatMap(NATSUserCredentials.expiry(ofJWT:)), exp <= Int64(Glibc.time(nil)) {
                 message += " (the user JWT in \(file.kind.rawValue) \(file.shownPath.debugDescription) expired at \(EventEncoder.formatTime(exp * 1_000_000_000)))"
