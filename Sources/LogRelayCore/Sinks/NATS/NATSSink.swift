@@ -30,6 +30,9 @@ public struct NATSRoute: Sendable {
     let msgIDPrefix: [UInt8]
     /// "Logrelay-Container-Id: …\r\nLogrelay-Container-Name: …\r\n"
     let containerHeaders: [UInt8]
+    /// Per source (stdout, stderr, other): what follows the line's identity in the header block,
+    /// built once: CRLF, the container headers, "Logrelay-Source: <source>" CRLF.
+    let headerTails: [[UInt8]]
     let encoder: EventEncoder
 
     public init(subject: String, encoder: EventEncoder, containerID: String = "", containerName: String = "") {
@@ -41,6 +44,9 @@ public struct NATSRoute: Sendable {
         msgIDPrefix = Array("NATS/1.0\r\nNats-Msg-Id: \(id)-".utf8)
         let name = NATSRoute.headerValue(containerName.hasPrefix("/") ? String(containerName.dropFirst()) : containerName)
         containerHeaders = Array("Logrelay-Container-Id: \(id)\r\nLogrelay-Container-Name: \(name)\r\n".utf8)
+        headerTails = ["stdout", "stderr", "other"].map { [containerHeaders] source in
+            Array("\r\n".utf8) + containerHeaders + Array("Logrelay-Source: \(source)\r\n".utf8)
+        }
     }
 
     /// A header value cannot hold CR, LF or other control bytes (Docker's ids and names never do).
@@ -319,7 +325,6 @@ public struct NATSSink: SinkProtocol {
         var unusedSince: Int64? = nil
         var raw = [UInt8]()
         var events = [UInt8]()
-        var header = [UInt8]()
         let inboundPerSecond = jetstream ? NATSSink.jetStreamInboundBytesPerSecond : NATSSink.inboundBytesPerSecond
         var inbound = inboundPerSecond
         var inboundRefillAt = lastSend + 1_000_000_000
@@ -490,7 +495,7 @@ public struct NATSSink: SinkProtocol {
                     _ = shell.gatherFairly(budget: budget, rotation: &rotation, scratch: &raw) { a, records, offset in
                         var mark = Mark(attachment: a, offset: offset)
                         let slot = jetstream ? js.slot(a) : -1
-                        NATSSink.encode(records, endingAt: offset, for: a, framing: framing, into: &out, events: &events, header: &header,
+                        NATSSink.encode(records, endingAt: offset, for: a, framing: framing, into: &out, events: &events,
                                         mark: &mark, window: &js.window, useWindow: jetstream, slot: slot, now: now, tooSmall: &tooSmall)
                         if !jetstream { marks.append(mark) }
                     }
@@ -574,7 +579,7 @@ public struct NATSSink: SinkProtocol {
     /// is dropped and counted. With JetStream, every message gets the reply subject of its
     /// sequence number in `window`.
     private static func encode(_ records: UnsafeRawBufferPointer, endingAt endOffset: Int64, for a: NATSAttachment, framing: Framing,
-                               into out: inout [UInt8], events: inout [UInt8], header: inout [UInt8], mark: inout Mark,
+                               into out: inout [UInt8], events: inout [UInt8], mark: inout Mark,
                                window: inout PubAckWindow, useWindow: Bool, slot: Int, now: Int64,
                                tooSmall: inout (name: String, needs: Int)?) {
         let route = a.route
@@ -614,13 +619,7 @@ public struct NATSSink: SinkProtocol {
                     let n = EventBuffer.recordLength(ev, at: j)
                     let payload = UnsafeRawBufferPointer(rebasing: ev[(j + 4)..<(j + 4 + n)])
                     let before = out.count
-                    if framing.headers {
-                        header.removeAll(keepingCapacity: true)
-                        appendHeaders(rec, piece: pieces > 1 ? piece : nil, route: route, extra: framing.extraHeaders, to: &header)
-                        out.append(contentsOf: route.hpubPrefix)
-                    } else {
-                        out.append(contentsOf: route.pubPrefix)
-                    }
+                    out.append(contentsOf: framing.headers ? route.hpubPrefix : route.pubPrefix)
                     if useWindow {
                         // The reply names the sequence number the entry gets below, once the
                         // message's wire size is known.
@@ -629,11 +628,13 @@ public struct NATSSink: SinkProtocol {
                         out.append(0x20)
                     }
                     if framing.headers {
-                        appendDecimal(header.count, to: &out)
+                        // The header block goes straight into `out`: its length is counted first.
+                        let hlen = headerLength(rec, piece: pieces > 1 ? piece : nil, route: route, extra: framing.extraHeaders)
+                        appendDecimal(hlen, to: &out)
                         out.append(0x20)
-                        appendDecimal(header.count + n, to: &out)
+                        appendDecimal(hlen + n, to: &out)
                         out.append(0x0D); out.append(0x0A)
-                        out.append(contentsOf: header)
+                        appendHeaders(rec, piece: pieces > 1 ? piece : nil, route: route, extra: framing.extraHeaders, to: &out)
                     } else {
                         appendDecimal(n, to: &out)
                         out.append(0x0D); out.append(0x0A)
@@ -660,27 +661,40 @@ public struct NATSSink: SinkProtocol {
     /// source, and the piece of a cut line), the container headers, the source, the extras.
     @inline(__always)
     static func appendHeaders(_ rec: LineRecord.View, piece: Int?, route: NATSRoute, extra: [UInt8], to h: inout [UInt8]) {
+        let k = sourceIndex(rec.source)
         h.append(contentsOf: route.msgIDPrefix)
         if rec.timeNano < 0 { h.append(0x6E) }     // "n": ids stay one token of digits and letters
         appendDecimal(Int(rec.timeNano.magnitude), to: &h)
         h.append(0x2D)
-        if rec.source.isEmpty { h.append(contentsOf: otherSource) } else { h.append(contentsOf: rec.source) }
+        if k == 2 { h.append(contentsOf: otherSource) } else { h.append(contentsOf: rec.source) }
         h.append(0x2D)
         appendDecimal(Int(rec.ordinal), to: &h)
         if let p = piece {
             h.append(0x2D)
             appendDecimal(p, to: &h)
         }
-        h.append(0x0D); h.append(0x0A)
-        h.append(contentsOf: route.containerHeaders)
-        h.append(contentsOf: sourceHeader)
-        if rec.source.isEmpty { h.append(contentsOf: otherSource) } else { h.append(contentsOf: rec.source) }
-        h.append(0x0D); h.append(0x0A)
-        h.append(contentsOf: extra)
+        h.append(contentsOf: route.headerTails[k])
+        if !extra.isEmpty { h.append(contentsOf: extra) }
         h.append(0x0D); h.append(0x0A)
     }
 
-    private static let sourceHeader = Array("Logrelay-Source: ".utf8)
+    /// The length of what appendHeaders writes.
+    @inline(__always)
+    static func headerLength(_ rec: LineRecord.View, piece: Int?, route: NATSRoute, extra: [UInt8]) -> Int {
+        let k = sourceIndex(rec.source)
+        var n = route.msgIDPrefix.count + (rec.timeNano < 0 ? 1 : 0) + decimalDigits(Int(rec.timeNano.magnitude))
+        n += 1 + (k == 2 ? otherSource.count : rec.source.count) + 1 + decimalDigits(Int(rec.ordinal))
+        if let p = piece { n += 1 + decimalDigits(p) }
+        return n + route.headerTails[k].count + extra.count + 2
+    }
+
+    /// 0 stdout, 1 stderr, 2 anything else (LineRecord gives the daemon's two names or "").
+    @inline(__always)
+    static func sourceIndex(_ source: UnsafeRawBufferPointer) -> Int {
+        guard source.count == 6 else { return 2 }
+        return source[3] == 0x6F ? 0 : 1
+    }
+
     private static let otherSource = Array("other".utf8)
 
     /// The sequence number in `<inbox><digits>`, nil for any other subject.
@@ -707,6 +721,13 @@ public struct NATSSink: SinkProtocol {
         guard let first = text.firstIndex(of: "\""), let last = text.lastIndex(of: "\""), first < last else { return "" }
         return String(text[text.index(after: first)..<last])
     }
+}
+
+@inline(__always)
+func decimalDigits(_ value: Int) -> Int {
+    var v = value, n = 1
+    while v >= 10 { v /= 10; n += 1 }
+    return n
 }
 
 @inline(__always)
