@@ -28,13 +28,13 @@ E2E_ENGINES ?= 20.10 26 28
 PYTEST_ARGS ?= -q -rs
 
 APT_PACKAGES ?= libssl-dev pkg-config ca-certificates nats-server docker.io containerd runc \
-                iptables tini busybox-static python3-pip docker-registry prometheus
+                iptables tini busybox-static python3-pip docker-registry prometheus golang-go
 # Debian suites whose docker.io / containerd / nats-server `make deps` extracts under
 # build/engines/SUITE (Tests/support/engines.sh; never installed system-wide)
 ENGINE_SUITES ?= trixie sid
-PIP_PACKAGES ?= nats-py pytest
+PIP_PACKAGES ?= nats-py pytest nkeys
 # import names checked before pip is asked for anything
-PIP_IMPORTS ?= nats pytest
+PIP_IMPORTS ?= nats pytest nkeys
 
 export DEBIAN_FRONTEND := noninteractive
 
@@ -101,6 +101,7 @@ demo: deps plugin-dir
 test:
 	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors
 	$(SWIFT) test --skip-build
+	Tests/regex-oracle/check.sh
 	$(if $(NEEDS_BUILD),$(SWIFT) build $(SWIFT_RELEASE_FLAGS))
 	$(PYTHON) -m pytest $(PYTEST_ARGS) Tests/integration
 	$(MAKE) --no-print-directory tsan
