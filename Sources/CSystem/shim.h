@@ -99,14 +99,15 @@ struct logrelay_tcp_info {
 /// (tcpi_bytes_acked, Linux >= 4.1), the window the peer advertises (tcpi_snd_wnd, >= 6.2:
 /// it shrinks while the peer's application leaves data unread) and the smoothed RTT.
 /// Fields the kernel does not report are -2; -1 on error.
-struct logrelay_tcp_progress { int64_t bytes_acked; int64_t peer_window; int64_t rtt_us; };
+struct logrelay_tcp_progress { int64_t bytes_acked; int64_t peer_window; int64_t rtt_us; int64_t mss; };
 
 static inline struct logrelay_tcp_progress logrelay_tcp_progress(int fd) {
     struct logrelay_tcp_info ti = {0};
     socklen_t len = sizeof ti;
-    struct logrelay_tcp_progress p = { -1, -1, -1 };
+    struct logrelay_tcp_progress p = { -1, -1, -1, -1 };
     if (getsockopt(fd, 6 /* IPPROTO_TCP */, 11 /* TCP_INFO */, &ti, &len) != 0) return p;
     p.rtt_us = len >= offsetof(struct logrelay_tcp_info, pacing_rate) ? (int64_t)ti.words[15] : -2;
+    p.mss = len >= offsetof(struct logrelay_tcp_info, pacing_rate) ? (int64_t)ti.words[2] : -2;   /* tcpi_snd_mss */
     p.bytes_acked = len >= offsetof(struct logrelay_tcp_info, bytes_received) ? (int64_t)ti.bytes_acked : -2;
     p.peer_window = len >= sizeof ti ? (int64_t)ti.snd_wnd : -2;
     return p;

@@ -116,10 +116,15 @@ struct PeerReading {
     private var largestWindow: Int64 = 0
 
     /// The connection offset read so far; nil when the kernel does not report the window.
-    mutating func readOffset(acked: Int64, window: Int64) -> Int64? {
+    /// A receiver announces a larger window only once it grew by about a segment, so after a
+    /// quiet moment (`quiet`: nothing sent for a second) a shortfall under two segments is
+    /// what reading left unannounced, not data waiting.
+    mutating func readOffset(acked: Int64, window: Int64, mss: Int64, quiet: Bool) -> Int64? {
         guard window >= 0, acked >= 0 else { return nil }
         largestWindow = max(largestWindow, window)
-        return acked - 2 * (largestWindow - window)
+        let shortfall = largestWindow - window
+        if quiet && shortfall <= 2 * max(mss, 0) { return acked }
+        return acked - 2 * shortfall
     }
 }
 
@@ -130,11 +135,12 @@ enum TCPProgress {
         /// The peer's advertised window (-2: not reported by this kernel).
         var window: Int64
         var rttNs: Int64
+        var mss: Int64
     }
 
     static func sample(_ fd: Int32) -> Sample {
         let p = logrelay_tcp_progress(fd)
-        return Sample(acked: acked(fd, reported: p.bytes_acked), window: p.peer_window, rttNs: max(p.rtt_us, 0) * 1000)
+        return Sample(acked: acked(fd, reported: p.bytes_acked), window: p.peer_window, rttNs: max(p.rtt_us, 0) * 1000, mss: p.mss)
     }
 
     /// Bytes of the connection the peer has acknowledged. Kernels without tcpi_bytes_acked

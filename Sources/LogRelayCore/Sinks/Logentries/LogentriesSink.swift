@@ -230,7 +230,8 @@ public struct LogentriesSink: SinkProtocol {
                 let p = TCPProgress.sample(fd)
                 if p.acked != acked { acked = p.acked; lastAckProgress = now }
                 // What the endpoint read is known one round trip late: keep a copy that long more.
-                let read = peer.readOffset(acked: p.acked, window: p.window)
+                let read = peer.readOffset(acked: p.acked, window: p.window, mss: p.mss,
+                                           quiet: now - lastActivity >= 1_000_000_000 && outOff == out.count)
                 for piece in tracker.update(acked: p.acked, read: read, graceNs: read.map { _ in 2 * p.rttNs + 5_000_000 }, now: now) {
                     if let off = piece.offset { piece.attachment.buffer.confirm(upTo: off) }
                 }
