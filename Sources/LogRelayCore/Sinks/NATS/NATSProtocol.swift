@@ -229,8 +229,9 @@ public enum NATSPubAck: Equatable, Sendable {
 
     /// nil when the payload is not a PubAck (not a JSON object, or neither `error` nor a
     /// non-empty `stream` with a `seq`).
-    public static func parse(_ p: some Collection<UInt8>) -> NATSPubAck? {
-        var r = PubAckReader(bytes: Array(p.prefix(4096)))
+    public static func parse(_ p: [UInt8]) -> NATSPubAck? {
+        guard p.count <= 4096 else { return nil }
+        var r = PubAckReader(bytes: p)
         return r.ack()
     }
 }
@@ -248,16 +249,16 @@ struct PubAckReader {
         var error: (Int, Int, String)? = nil
         let ok = object { r, key in
             switch key {
-            case "stream": guard let s = r.string() else { return false }; stream = !s.isEmpty
-            case "seq": guard let n = r.unsigned() else { return false }; seq = n
-            case "duplicate": guard let b = r.bool() else { return false }; duplicate = b
-            case "error":
+            case .stream: guard let s = r.string() else { return false }; stream = !s.isEmpty
+            case .seq: guard let n = r.unsigned() else { return false }; seq = n
+            case .duplicate: guard let b = r.bool() else { return false }; duplicate = b
+            case .error:
                 var code = 0, errCode = 0, text = ""
                 guard r.object({ r, k in
                     switch k {
-                    case "code": guard let n = r.unsigned(), n < 1_000_000 else { return false }; code = Int(n)
-                    case "err_code": guard let n = r.unsigned(), n < 1_000_000 else { return false }; errCode = Int(n)
-                    case "description": guard let s = r.string() else { return false }; text = String(decoding: s.prefix(300), as: UTF8.self)
+                    case .code: guard let n = r.unsigned(), n < 1_000_000 else { return false }; code = Int(n)
+                    case .errCode: guard let n = r.unsigned(), n < 1_000_000 else { return false }; errCode = Int(n)
+                    case .description: guard let s = r.string() else { return false }; text = String(decoding: s.prefix(300), as: UTF8.self)
                     default: return r.skipValue(depth: 1)
                     }
                     return true
@@ -286,15 +287,27 @@ struct PubAckReader {
         return true
     }
 
+    /// The keys a PubAck's fields are recognised by, compared on bytes.
+    enum Key {
+        case stream, seq, duplicate, error, code, errCode, description, other
+
+        init(_ k: ArraySlice<UInt8>) {
+            func is_(_ s: StaticString) -> Bool {
+                k.count == s.utf8CodeUnitCount && k.elementsEqual(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+            }
+            self = is_("stream") ? .stream : is_("seq") ? .seq : is_("duplicate") ? .duplicate : is_("error") ? .error
+                : is_("code") ? .code : is_("err_code") ? .errCode : is_("description") ? .description : .other
+        }
+    }
+
     /// `{ "key": value, … }`; `field` reads the value of each key (false: malformed).
-    mutating func object(_ field: (inout PubAckReader, String) -> Bool) -> Bool {
+    mutating func object(_ field: (inout PubAckReader, Key) -> Bool) -> Bool {
         guard eat(0x7B) else { return false }
         if eat(0x7D) { return true }
         repeat {
             skipSpace()
             guard let k = string(), eat(0x3A) else { return false }
-            // Key names of interest are short ASCII; longer keys are skipped without a String.
-            let key = k.count <= 16 ? String(decoding: k, as: UTF8.self) : ""
+            let key = Key(k)
             skipSpace()
             guard field(&self, key) else { return false }
         } while eat(0x2C)
