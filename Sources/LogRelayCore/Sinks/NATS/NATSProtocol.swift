@@ -107,10 +107,16 @@ public struct NATSServerParser {
             }
             var lineEnd = nl
             if lineEnd > start && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
-            let line = Array(buffer[start..<lineEnd])
+            let parsed: Line
+            if let fast = msgLine(start, lineEnd) {
+                parsed = fast
+            } else {
+                let line = Array(buffer[start..<lineEnd])
+                if line.isEmpty { start = nl + 1; continue }
+                parsed = try NATSServerParser.parseLine(line)
+            }
             start = nl + 1
-            if line.isEmpty { continue }
-            switch try NATSServerParser.parseLine(line) {
+            switch parsed {
             case .op(let op): return op
             case .message(let m, let headerBytes, let totalBytes):
                 if totalBytes <= keepPayloadBytes {
@@ -121,6 +127,43 @@ public struct NATSServerParser {
                 }
             }
         }
+    }
+
+    /// A well-formed `MSG <subject> <sid> [reply] <#bytes>` (upper case, single spaces: what
+    /// nats-server sends for each PubAck) read in place, without copying the line; nil for
+    /// anything else, which the general parser handles (and refuses when malformed).
+    private func msgLine(_ from: Int, _ end: Int) -> Line? {
+        guard end - from > 4, buffer[from] == 0x4D, buffer[from + 1] == 0x53, buffer[from + 2] == 0x47, buffer[from + 3] == 0x20 else { return nil }
+        var fields: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)   // up to 4 fields: start, end
+        var count = 0
+        var i = from + 4
+        while i < end {
+            let f = i
+            while i < end && buffer[i] != 0x20 {
+                if buffer[i] == 0x09 { return nil }
+                i += 1
+            }
+            guard i > f, count < 4 else { return nil }
+            withUnsafeMutableBytes(of: &fields) { p in
+                p.storeBytes(of: f, toByteOffset: count * 16, as: Int.self)
+                p.storeBytes(of: i, toByteOffset: count * 16 + 8, as: Int.self)
+            }
+            count += 1
+            i += 1
+        }
+        guard count == 3 || count == 4 else { return nil }
+        let (s0, e0, s1, e1) = (fields.0, fields.1, fields.2, fields.3)
+        let sizeStart = count == 3 ? fields.4 : fields.6, sizeEnd = count == 3 ? fields.5 : fields.7
+        guard sizeEnd - sizeStart <= 9 else { return nil }
+        var total = 0
+        for j in sizeStart..<sizeEnd {
+            let d = buffer[j]
+            guard d >= 0x30 && d <= 0x39 else { return nil }
+            total = total * 10 + Int(d - 0x30)
+        }
+        guard total <= NATSServerParser.maxMessageBytes else { return nil }
+        let m = NATSMessage(subject: Array(buffer[s0..<e0]), sid: Array(buffer[s1..<e1]), status: nil, statusText: "", payload: nil)
+        return .message(m, headerBytes: 0, totalBytes: total)
     }
 
     /// `NATS/1.0 503 No Responders` → status 503 and its text; other header lines are ignored.
