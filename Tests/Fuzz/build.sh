@@ -4,7 +4,7 @@
 # with -sanitize=fuzzer,address (no SwiftPM, so the parsers must stay free of other
 # dependencies: a new one shows up here as a compile error).
 #
-#   Tests/Fuzz/build.sh [OUT] [TARGET...]      targets: frame http nats tag regex options startlogging encoder logentries httpresponse (default: all)
+#   Tests/Fuzz/build.sh [OUT] [TARGET...]      targets: frame http nats tag regex options startlogging encoder logentries httpresponse nkeys (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v swiftc >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
@@ -33,6 +33,7 @@ sources() {
         http)  echo "$F/FuzzHTTPParser.swift $S/DaemonAPI/HTTPParser.swift" ;;
         httpresponse) echo "$F/FuzzHTTPResponseParser.swift $S/Transport/HTTPResponseParser.swift" ;;
         nats)  echo "$F/FuzzNATSServerParser.swift $S/Sinks/NATS/NATSProtocol.swift $S/Support/JSONText.swift" ;;
+        nkeys) echo "$F/FuzzNKeys.swift $S/Sinks/NATS/NKeys.swift $S/Sinks/NATS/NATSProtocol.swift $S/Support/JSONText.swift" ;;
         tag)   echo "$F/FuzzTagTemplate.swift $OPTIONS" ;;
         regex) echo "$F/FuzzRegex.swift $REGEX" ;;
         options) echo "$F/FuzzLogOptions.swift $OPTIONS" ;;
@@ -47,7 +48,7 @@ sources() {
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame http nats tag regex options startlogging encoder logentries httpresponse)
+[ ${#targets[@]} -gt 0 ] || targets=(frame http nats tag regex options startlogging encoder logentries httpresponse nkeys)
 mkdir -p "$OUT"
 for t in "${targets[@]}"; do
     src=$(sources "$t")

@@ -3,7 +3,7 @@
 # (default 25: nine targets, about 4 minutes in all). Fails on any crash, trap, invariant
 # violation, timeout or runaway allocation, and prints the input that caused it.
 #
-#   Tests/Fuzz/run.sh [TARGET...]                 targets: frame http nats tag regex options startlogging encoder logentries httpresponse (default: all)
+#   Tests/Fuzz/run.sh [TARGET...]                 targets: frame http nats tag regex options startlogging encoder logentries httpresponse nkeys (default: all)
 #   FUZZ_SECONDS=600 Tests/Fuzz/run.sh nats       a longer run of one target
 #   build/fuzz/fuzz-nats CRASHFILE                replays one input
 #
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 OUT="${FUZZ_OUT:-build/fuzz}"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-25}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame http nats tag regex options startlogging encoder logentries httpresponse)
+[ ${#targets[@]} -gt 0 ] || targets=(frame http nats tag regex options startlogging encoder logentries httpresponse nkeys)
 
 Tests/Fuzz/build.sh "$OUT" "${targets[@]}" || { echo "fuzz: build failed" >&2; exit 2; }
 

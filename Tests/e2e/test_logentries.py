@@ -40,7 +40,8 @@ def le_plugin(engine):
     if not (PLUGIN_DIR / "config.json").is_file() or not binary.is_file():
         pytest.exit(f"{PLUGIN_DIR} is not a plugin dir: run `make plugin-dir` first", returncode=1)
     installed, driver = (ALIAS, ALIAS) if ALIAS else engine.logentries
-    out = subprocess.run([str(INSTALL), str(PLUGIN_DIR), installed, "DRIVER=logentries"],
+    # hostfs.source=/tmp: the CA of these tests is in a host temp dir (not /etc/logrelay)
+    out = subprocess.run([str(INSTALL), str(PLUGIN_DIR), installed, "DRIVER=logentries", "hostfs.source=/tmp"],
                          capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         pytest.fail(f"plugin install failed: {out.stdout}{out.stderr}")

@@ -127,7 +127,11 @@ public final class HTTPServer: Sendable {
         /// Closes the connection that has been idle the longest (nothing in flight); false if none is.
         func evictOldestIdle() -> Bool {
             let idle = conns.filter { !$0.value.waiting && $0.value.out.isEmpty && $0.value.readingSince == nil }
-            guard let oldest = idle.min(by: { $0.value.lastActivity < $1.value.lastActivity }) else { return false }
+            // Connections accepted in one batch share a time: the earlier accept goes first, so
+            // the newest (a daemon that just connected) is the last to go.
+            guard let oldest = idle.min(by: {
+                ($0.value.lastActivity, generations[$0.key] ?? 0) < ($1.value.lastActivity, generations[$1.key] ?? 0)
+            }) else { return false }
             close(oldest.key)
             return true
         }

@@ -107,10 +107,16 @@ public struct NATSServerParser {
             }
             var lineEnd = nl
             if lineEnd > start && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
-            let line = Array(buffer[start..<lineEnd])
+            let parsed: Line
+            if let fast = msgLine(start, lineEnd) {
+                parsed = fast
+            } else {
+                let line = Array(buffer[start..<lineEnd])
+                if line.isEmpty { start = nl + 1; continue }
+                parsed = try NATSServerParser.parseLine(line)
+            }
             start = nl + 1
-            if line.isEmpty { continue }
-            switch try NATSServerParser.parseLine(line) {
+            switch parsed {
             case .op(let op): return op
             case .message(let m, let headerBytes, let totalBytes):
                 if totalBytes <= keepPayloadBytes {
@@ -121,6 +127,43 @@ public struct NATSServerParser {
                 }
             }
         }
+    }
+
+    /// A well-formed `MSG <subject> <sid> [reply] <#bytes>` (upper case, single spaces: what
+    /// nats-server sends for each PubAck) read in place, without copying the line; nil for
+    /// anything else, which the general parser handles (and refuses when malformed).
+    private func msgLine(_ from: Int, _ end: Int) -> Line? {
+        guard end - from > 4, buffer[from] == 0x4D, buffer[from + 1] == 0x53, buffer[from + 2] == 0x47, buffer[from + 3] == 0x20 else { return nil }
+        var fields: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)   // up to 4 fields: start, end
+        var count = 0
+        var i = from + 4
+        while i < end {
+            let f = i
+            while i < end && buffer[i] != 0x20 {
+                if buffer[i] == 0x09 { return nil }
+                i += 1
+            }
+            guard i > f, count < 4 else { return nil }
+            withUnsafeMutableBytes(of: &fields) { p in
+                p.storeBytes(of: f, toByteOffset: count * 16, as: Int.self)
+                p.storeBytes(of: i, toByteOffset: count * 16 + 8, as: Int.self)
+            }
+            count += 1
+            i += 1
+        }
+        guard count == 3 || count == 4 else { return nil }
+        let (s0, e0, s1, e1) = (fields.0, fields.1, fields.2, fields.3)
+        let sizeStart = count == 3 ? fields.4 : fields.6, sizeEnd = count == 3 ? fields.5 : fields.7
+        guard sizeEnd - sizeStart <= 9 else { return nil }
+        var total = 0
+        for j in sizeStart..<sizeEnd {
+            let d = buffer[j]
+            guard d >= 0x30 && d <= 0x39 else { return nil }
+            total = total * 10 + Int(d - 0x30)
+        }
+        guard total <= NATSServerParser.maxMessageBytes else { return nil }
+        let m = NATSMessage(subject: Array(buffer[s0..<e0]), sid: Array(buffer[s1..<e1]), status: nil, statusText: "", payload: nil)
+        return .message(m, headerBytes: 0, totalBytes: total)
     }
 
     /// `NATS/1.0 503 No Responders` → status 503 and its text; other header lines are ignored.
@@ -229,8 +272,9 @@ public enum NATSPubAck: Equatable, Sendable {
 
     /// nil when the payload is not a PubAck (not a JSON object, or neither `error` nor a
     /// non-empty `stream` with a `seq`).
-    public static func parse(_ p: some Collection<UInt8>) -> NATSPubAck? {
-        var r = PubAckReader(bytes: Array(p.prefix(4096)))
+    public static func parse(_ p: [UInt8]) -> NATSPubAck? {
+        guard p.count <= 4096 else { return nil }
+        var r = PubAckReader(bytes: p)
         return r.ack()
     }
 }
@@ -248,16 +292,16 @@ struct PubAckReader {
         var error: (Int, Int, String)? = nil
         let ok = object { r, key in
             switch key {
-            case "stream": guard let s = r.string() else { return false }; stream = !s.isEmpty
-            case "seq": guard let n = r.unsigned() else { return false }; seq = n
-            case "duplicate": guard let b = r.bool() else { return false }; duplicate = b
-            case "error":
+            case .stream: guard let s = r.string() else { return false }; stream = !s.isEmpty
+            case .seq: guard let n = r.unsigned() else { return false }; seq = n
+            case .duplicate: guard let b = r.bool() else { return false }; duplicate = b
+            case .error:
                 var code = 0, errCode = 0, text = ""
                 guard r.object({ r, k in
                     switch k {
-                    case "code": guard let n = r.unsigned(), n < 1_000_000 else { return false }; code = Int(n)
-                    case "err_code": guard let n = r.unsigned(), n < 1_000_000 else { return false }; errCode = Int(n)
-                    case "description": guard let s = r.string() else { return false }; text = String(decoding: s.prefix(300), as: UTF8.self)
+                    case .code: guard let n = r.unsigned(), n < 1_000_000 else { return false }; code = Int(n)
+                    case .errCode: guard let n = r.unsigned(), n < 1_000_000 else { return false }; errCode = Int(n)
+                    case .description: guard let s = r.string() else { return false }; text = String(decoding: s.prefix(300), as: UTF8.self)
                     default: return r.skipValue(depth: 1)
                     }
                     return true
@@ -286,15 +330,27 @@ struct PubAckReader {
         return true
     }
 
+    /// The keys a PubAck's fields are recognised by, compared on bytes.
+    enum Key {
+        case stream, seq, duplicate, error, code, errCode, description, other
+
+        init(_ k: ArraySlice<UInt8>) {
+            func is_(_ s: StaticString) -> Bool {
+                k.count == s.utf8CodeUnitCount && k.elementsEqual(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+            }
+            self = is_("stream") ? .stream : is_("seq") ? .seq : is_("duplicate") ? .duplicate : is_("error") ? .error
+                : is_("code") ? .code : is_("err_code") ? .errCode : is_("description") ? .description : .other
+        }
+    }
+
     /// `{ "key": value, … }`; `field` reads the value of each key (false: malformed).
-    mutating func object(_ field: (inout PubAckReader, String) -> Bool) -> Bool {
+    mutating func object(_ field: (inout PubAckReader, Key) -> Bool) -> Bool {
         guard eat(0x7B) else { return false }
         if eat(0x7D) { return true }
         repeat {
             skipSpace()
             guard let k = string(), eat(0x3A) else { return false }
-            // Key names of interest are short ASCII; longer keys are skipped without a String.
-            let key = k.count <= 16 ? String(decoding: k, as: UTF8.self) : ""
+            let key = Key(k)
             skipSpace()
             guard field(&self, key) else { return false }
         } while eat(0x2C)

@@ -283,6 +283,7 @@ public struct NATSSink: SinkProtocol {
         var slots: [ObjectIdentifier: Int] = [:]
         var attachments: [NATSAttachment] = []
         var retryAt: Int64 = 0
+        var releaseDue = false
         var backoff = Backoff(firstNs: 250_000_000, maxNs: 5_000_000_000)
 
         mutating func slot(_ a: NATSAttachment) -> Int {
@@ -369,10 +370,16 @@ public struct NATSSink: SinkProtocol {
                 retry(code: 0, errCode: 0, text: "", now: now, logged: true)
                 return
             }
-            guard let slot = js.window.settle(seq, as: state) else { return }
-            let r = js.window.release(stream: slot)
-            if r.offset >= 0 {
-                js.attachments[slot].buffer.confirm(upTo: r.offset, unpublished: r.unpublished, duplicates: r.duplicates)
+            // Released once per input turn (releaseAll), not per PubAck: one buffer lock per batch.
+            if js.window.settle(seq, as: state) != nil { js.releaseDue = true }
+        }
+
+        /// Hands every stream's acknowledged prefix back to its buffer.
+        func releaseAll() {
+            js.releaseDue = false
+            for (slot, a) in js.attachments.enumerated() {
+                let r = js.window.release(stream: slot)
+                if r.offset >= 0 { a.buffer.confirm(upTo: r.offset, unpublished: r.unpublished, duplicates: r.duplicates) }
             }
         }
 
@@ -465,6 +472,7 @@ public struct NATSSink: SinkProtocol {
                     inbound -= n
                     readBuf.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 }
+                if js.releaseDue { releaseAll() }
             }
 
             if jetstream, let oldest = js.window.oldestWaiting(), now - oldest > NATSSink.ackTimeoutNs {
@@ -504,13 +512,8 @@ public struct NATSSink: SinkProtocol {
                     reportedPayloadLimit = framing.maxPayload
                     shell.noteError("the server's max_payload (\(framing.maxPayload) bytes) is smaller than any event of container \(t.name) (at least \(t.needs) bytes): its lines are dropped until the server allows more", always: true)
                 }
-                if jetstream {
-                    // Lines dropped at encoding may already be releasable.
-                    for (slot, a) in js.attachments.enumerated() {
-                        let r = js.window.release(stream: slot)
-                        if r.offset >= 0 { a.buffer.confirm(upTo: r.offset, unpublished: r.unpublished, duplicates: r.duplicates) }
-                    }
-                }
+                // Lines dropped at encoding may already be releasable.
+                if jetstream { releaseAll() }
                 if !marks.isEmpty || now - lastSend > NATSSink.keepaliveNs {
                     out.append(contentsOf: NATSClientCommands.ping)
                     writing = Batch(marks: marks, sentAt: now)

@@ -124,7 +124,8 @@ struct PubAckWindow {
 
     /// Drops released entries from the front (every stream's queue is past them).
     private mutating func compact() {
-        let low = queues.indices.map { s in queueHeads[s] < queues[s].count ? queues[s][queueHeads[s]] : nextSeq }.min() ?? nextSeq
+        var low = nextSeq
+        for s in queues.indices where queueHeads[s] < queues[s].count { low = min(low, queues[s][queueHeads[s]]) }
         head = Int(low - base)
         if head == entries.count {
             base = nextSeq
