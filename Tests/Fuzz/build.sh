@@ -39,10 +39,11 @@ sources() {
         options) echo "$F/FuzzLogOptions.swift $OPTIONS" ;;
         startlogging) echo "$F/FuzzStartLogging.swift $OPTIONS $S/Event/Attributes.swift" ;;
         # ContainerInfo throws OptionError (LogOptions.swift), hence $OPTIONS; LineRecord reads
-        # record lengths with EventBuffer's helper.
+        # record lengths with EventBuffer's helper, and an EventBuffer charges the FlowBudget.
         encoder) echo "$F/FuzzEventEncoder.swift $S/Event/EventEncoder.swift $OPTIONS" ;;
         logentries) echo "$F/FuzzLogentriesWire.swift $S/Sinks/Logentries/LogentriesWire.swift $S/Sinks/LineRecord.swift \
-                          $S/Sinks/EventBuffer.swift $S/Event/EventEncoder.swift $OPTIONS" ;;
+                          $S/Sinks/EventBuffer.swift $S/Sinks/FlowBudget.swift $S/System/Mutex.swift \
+                          $S/Event/EventEncoder.swift $OPTIONS" ;;
         *) echo "unknown fuzz target: $1" >&2; return 1 ;;
     esac
 }

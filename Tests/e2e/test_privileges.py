@@ -64,7 +64,7 @@ def test_the_plugin_runs_with_no_capability_no_new_privs_and_a_seccomp_filter(na
         assert int(s[cap], 16) == 0, f"{cap} is {s[cap]}: {s}"
     assert s["NoNewPrivs"] == "1"
     assert s["Seccomp"] == "2"
-    assert s["Uid"].split()[0] == "0"  # root in its own rootfs: the daemon's FIFOs are root's, mode 0700
+    assert s["Uid"].split()[0] == "0"  # root in its own mount namespace: the daemon's FIFOs are root's, mode 0700
 
 
 def test_the_only_host_directory_it_sees_is_read_only_without_submounts(narrow):
@@ -78,16 +78,19 @@ def test_the_only_host_directory_it_sees_is_read_only_without_submounts(narrow):
     below = [m for m in ms if m["point"].startswith("/host/")]
     assert not below, f"submounts of the host directory are visible: {below}"
     # Every other mount from a host filesystem is read-only (/etc/hosts, /etc/resolv.conf),
-    # or one the engine makes for every plugin and that is the plugin's own: its root
-    # filesystem (in the engine's data root; the daemon makes the FIFOs in it) and its socket
-    # directory. The rest are the plugin's own pseudo filesystems (proc, sysfs read-only,
-    # cgroups read-only, tmpfs /dev and /dev/shm).
+    # or one the engine makes for the plugin and that is the plugin's own: its root filesystem
+    # (in the engine's data root), its socket directory, and its propagated mount at
+    # /run/docker/logging (config.json's propagatedMount: the daemon makes the FIFOs there, and
+    # the state dir lives there, so that an upgrade, which replaces the rootfs, keeps both).
+    # The rest are the plugin's own pseudo filesystems (proc, sysfs read-only, cgroups
+    # read-only, tmpfs /dev and /dev/shm).
     pseudo = {"proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2"}
     for m in ms:
         if m["fstype"] in pseudo or "ro" in m["opts"]:
             continue
         own = (m["point"] == "/" and m["root"].endswith(f"/plugins/{narrow}/rootfs")) or \
-              (m["point"] == "/run/docker/plugins" and m["root"].endswith(f"/plugins/{narrow}"))
+              (m["point"] == "/run/docker/plugins" and m["root"].endswith(f"/plugins/{narrow}")) or \
+              (m["point"] == "/run/docker/logging" and m["root"].endswith(f"/plugins/{narrow}/propagated-mount"))
         assert own, f"a writable host mount in the plugin: {m}"
     assert not [m for m in ms if m["fstype"] == "sysfs" and "ro" not in m["opts"]], "sysfs is writable"
 
