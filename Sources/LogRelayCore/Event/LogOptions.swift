@@ -154,9 +154,6 @@ public struct NATSOptions: Sendable {
     public var expectedStream: String?
     /// TLS handshake before the server's INFO (servers with `handshake_first`).
     public var tlsFirst: Bool
-    /// The file of `creds` or `nkey` as the plugin reads it; set by the driver once the host
-    /// path is resolved and the file validated.
-    public var userKey: NATSUserKeyFile?
 
     public init(servers: [NATSServerURL] = [NATSServerURL(host: "localhost")], subject: TagTemplate? = nil,
                 maxReconnect: Int = -1, user: String? = nil, pass: String? = nil, token: String? = nil,
