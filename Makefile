@@ -123,10 +123,11 @@ tsan:
 	  echo "tsan: ThreadSanitizer reported $$(cat $(TSAN_DIR)/report* | grep -c '^WARNING: ThreadSanitizer') race(s)"; exit 1; \
 	else echo "tsan: no ThreadSanitizer report"; fi
 
-# libFuzzer targets for the four parsers (frame decoder, HTTP, NATS server lines, tag
-# templates), FUZZ_SECONDS each (4 × 25 s ≈ 2 minutes), built into build/fuzz/; fails on any
-# crash and prints the input (Tests/Fuzz/run.sh).
-FUZZ_SECONDS ?= 25
+# libFuzzer targets (Tests/Fuzz/run.sh lists them: the frame decoder, HTTP request and response
+# parsers, NATS server lines, tag templates, regex, options, StartLogging bodies, the event
+# encoder, the Logentries wire format, NKeys), FUZZ_SECONDS each (11 × 15 s ≈ 3 minutes plus
+# the builds), built into build/fuzz/; fails on any crash and prints the input.
+FUZZ_SECONDS ?= 15
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) Tests/Fuzz/run.sh
 
