@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the fuzz targets (build.sh) and runs each with libFuzzer for FUZZ_SECONDS seconds
-# (default 25: nine targets, about 4 minutes in all). Fails on any crash, trap, invariant
+# (25 by default; make fuzz passes 15 for its eleven targets). Fails on any crash, trap, invariant
 # violation, timeout or runaway allocation, and prints the input that caused it.
 #
 #   Tests/Fuzz/run.sh [TARGET...]                 targets: frame http nats tag regex options startlogging encoder logentries httpresponse nkeys (default: all)
