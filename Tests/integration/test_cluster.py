@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import (DELIVERY_TIMEOUT, LogTracker, PROMPT, first_occurrences, make_cluster, metric,
+from helpers import (DELIVERY_TIMEOUT, PROMPT, LogTracker, assert_accounting, first_occurrences, make_cluster, metric,
                      metric_samples, numbered_lines, paced_send, wait_until)
 
 N = 200_000            # 4 s at ~50,000 lines/s
@@ -101,6 +101,7 @@ def test_node_in_use_killed_mid_stream_subscriber_on_another_node_gets_every_lin
     reconnects = sum(v for _, v in metric_samples(plugin.socket, "logrelay_connection_reconnects_total"))
     assert reconnects >= 1, "the failover is not counted in logrelay_connection_reconnects_total"
     t0 = time.monotonic()
+    assert_accounting(daemon.plugin.socket, c.name)
     assert not c.stop().failed
     assert time.monotonic() - t0 < PROMPT
 
@@ -133,5 +134,6 @@ def test_lame_duck_node_hands_the_stream_to_another_node_without_loss(
     # the node exits by itself once its last client is gone; the plugin must have left because
     # of the INFO ldm:true (not because the node closed its connection)
     assert "lame-duck" in plugin.stderr(), "the plugin's log does not mention lame-duck mode"
+    assert_accounting(daemon.plugin.socket, c.name)
     assert not c.stop().failed
     assert plugin.alive()

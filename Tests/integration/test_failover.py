@@ -2,7 +2,7 @@
 
 import time
 
-from helpers import DELIVERY_TIMEOUT, PROMPT, TcpProxy, free_port, metric, text, wait_until
+from helpers import DELIVERY_TIMEOUT, PROMPT, TcpProxy, assert_accounting, free_port, metric, text, wait_until
 
 
 def test_dead_first_server_fails_over_to_the_live_one(daemon, nats_server, subscriber_factory):
@@ -14,6 +14,7 @@ def test_dead_first_server_fails_over_to_the_live_one(daemon, nats_server, subsc
     assert sub.wait_for(len(entries)), f"{sub.count()} of {len(entries)} arrived at the live server"
     sub.wait_quiet(1.0)
     assert [e["log"] for e in sub.events()] == [text(e.line) for e in entries]
+    assert_accounting(daemon.plugin.socket, c.name)
     c.stop()
 
 
@@ -35,6 +36,7 @@ def test_server_down_at_start_logging_then_started_on_that_port(daemon, plugin, 
         f"{sub.count()} of {len(entries)} lines written after the server came up arrived"
     sub.wait_quiet(1.0)
     assert [e["log"] for e in sub.events()] == [text(e.line) for e in entries]
+    assert_accounting(daemon.plugin.socket, c.name)
     c.stop()
 
 
@@ -56,6 +58,7 @@ def test_lines_written_while_no_server_is_up_are_buffered_and_delivered(daemon, 
             f"{sub.count()} of {len(entries)} lines written during the outage arrived"
         sub.wait_quiet(1.0)
         assert [e["log"] for e in sub.events()] == [text(e.line) for e in entries]
+        assert_accounting(daemon.plugin.socket, c.name)
         c.stop()
     finally:
         proxy.down()
@@ -86,6 +89,7 @@ def test_outage_in_the_middle_buffered_lines_are_sent_after_reconnect_in_order(
             f"{sum(1 for m in sub.snapshot() if b'after outage' in m.data)})"
         sub.wait_quiet(1.0)
         assert [e["log"] for e in sub.events()] == [text(e.line) for e in first + second + third]
+        assert_accounting(daemon.plugin.socket, c.name)
         c.stop()
     finally:
         proxy.down()
@@ -149,6 +153,7 @@ def test_drop_oldest_keeps_draining_the_fifo_and_delivers_the_newest(daemon, plu
         assert 0 < len(got) < len(c.sent)
         assert _is_subsequence(got, [text(e.line) for e in c.sent]), "delivered lines out of order or unknown"
         _drops_counted(plugin, c, len(got))
+        assert_accounting(daemon.plugin.socket, c.name)
         c.stop()
     finally:
         proxy.down()
@@ -169,6 +174,7 @@ def test_drop_newest_keeps_the_oldest(daemon, plugin, nats_server, subscriber_fa
         assert 0 < len(got) < len(c.sent)
         assert got == [text(e.line) for e in c.sent[:len(got)]], "drop-newest must deliver a prefix"
         _drops_counted(plugin, c, len(got))
+        assert_accounting(daemon.plugin.socket, c.name)
         c.stop()
     finally:
         proxy.down()
@@ -187,6 +193,7 @@ def test_block_pushes_back_into_the_fifo_and_loses_nothing(daemon, plugin, nats_
         sub.wait_quiet(1.0)
         assert [e["log"] for e in sub.events()] == [text(e.line) for e in c.sent]
         assert metric(plugin.socket, "logrelay_container_lines_dropped_total", c.name) in (0, None)
+        assert_accounting(daemon.plugin.socket, c.name)
         c.stop()
     finally:
         proxy.down()
