@@ -98,11 +98,8 @@ public struct LogentriesHTTPSink: SinkProtocol {
     public func close(_ link: ByteStream) { link.close() }
 
     public func open(_ server: ServerPool<LogentriesEndpoint>.Server, on shell: LogentriesHTTPConnection) throws -> ByteStream {
-        let fd = try TCPSocket.connect(host: key.host, port: key.port, timeoutMs: LogentriesHTTPSink.connectTimeoutMs)
-        LogentriesSink.tuneSocket(fd)
-        guard key.tls, let ctx = tls else { return PlainStream(fd: fd) }
-        let deadline = Clock.monotonicNanos() + LogentriesHTTPSink.handshakeTimeoutNs
-        return try TLSStream(fd: fd, context: ctx, serverName: key.host, deadline: deadline)   // closes fd on failure
+        try LogentriesSink.connect(host: key.host, port: key.port, tls: key.tls ? tls : nil,
+                                   connectTimeoutMs: LogentriesHTTPSink.connectTimeoutMs, handshakeTimeoutNs: LogentriesHTTPSink.handshakeTimeoutNs)
     }
 
     /// A stream's lines in the request in flight: `offset` confirms them in its buffer.

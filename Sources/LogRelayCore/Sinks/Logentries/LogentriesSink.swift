@@ -82,13 +82,19 @@ public struct LogentriesSink: SinkProtocol {
     public func carriedLines(_ carry: [Piece]) -> Int { carry.reduce(0) { $0 + LogentriesSink.countRecords($1.records) } }
     public func close(_ link: ByteStream) { link.close() }
 
-    /// TCP connect, socket options, TLS handshake (certificate and host name verified, SNI).
     public func open(_ server: ServerPool<LogentriesEndpoint>.Server, on shell: LogentriesConnection) throws -> ByteStream {
-        let fd = try TCPSocket.connect(host: key.host, port: key.port, timeoutMs: LogentriesSink.connectTimeoutMs)
-        LogentriesSink.tuneSocket(fd)
-        guard key.tls, let ctx = tls else { return PlainStream(fd: fd) }
-        let deadline = Clock.monotonicNanos() + LogentriesSink.handshakeTimeoutNs
-        return try TLSStream(fd: fd, context: ctx, serverName: key.host, deadline: deadline)   // closes fd on failure
+        try LogentriesSink.connect(host: key.host, port: key.port, tls: key.tls ? tls : nil,
+                                   connectTimeoutMs: LogentriesSink.connectTimeoutMs, handshakeTimeoutNs: LogentriesSink.handshakeTimeoutNs)
+    }
+
+    /// TCP connect, socket options, TLS handshake (certificate and host name verified, SNI):
+    /// how both Logentries transports reach their endpoint.
+    static func connect(host: String, port: Int, tls: TLSContext?, connectTimeoutMs: Int32, handshakeTimeoutNs: Int64) throws -> ByteStream {
+        let fd = try TCPSocket.connect(host: host, port: port, timeoutMs: connectTimeoutMs)
+        tuneSocket(fd)
+        guard let ctx = tls else { return PlainStream(fd: fd) }
+        let deadline = Clock.monotonicNanos() + handshakeTimeoutNs
+        return try TLSStream(fd: fd, context: ctx, serverName: host, deadline: deadline)   // closes fd on failure
     }
 
     /// Keepalive probes after 60 s of silence (the endpoint never talks), and a kernel-side
