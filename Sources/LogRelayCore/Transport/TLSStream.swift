@@ -222,9 +222,20 @@ public final class TLSStream: ByteStream {
             if e == 0 { return .eof }
             throw SystemError("TLS read", e)
         default:
+            // OpenSSL 3 reports the peer's TCP FIN without close_notify as an error; for us it
+            // is the end of the stream like any other (a reset still shows as ECONNRESET).
+            if TLSStream.errorReason(ERR_peek_error()) == TLSStream.unexpectedEOFWhileReading {
+                ERR_clear_error()
+                return .eof
+            }
             throw SystemError("TLS read: \(TLSError.fromQueue("protocol error").message)", EPROTO)
         }
     }
+
+    /// SSL_R_UNEXPECTED_EOF_WHILE_READING (openssl/sslerr.h), and ERR_GET_REASON, a macro Swift
+    /// does not import.
+    static let unexpectedEOFWhileReading: UInt = 294
+    static func errorReason(_ code: UInt) -> UInt { code & 0x7F_FFFF }
 
     public func write(_ p: UnsafeRawBufferPointer) throws(SystemError) -> IOResult {
         if p.isEmpty { return .bytes(0) }
