@@ -152,14 +152,24 @@ enum TCPProgress {
         return logrelay_tcp_outq(fd) == 0 ? Int64.max : -1
     }
 
-    /// The connection offset just past the last byte written so far. The send queue is read
-    /// first: an acknowledgement arriving between the two calls only makes the sum larger
-    /// (a later confirmation, never an early one).
+    /// The connection offset just past the last byte written so far: bytes acknowledged plus
+    /// the send queue, read as one snapshot (an acknowledgement between the two calls would
+    /// shift bytes from one to the other, so the pair is read again until it holds still; if
+    /// it never does, the larger sum: a later confirmation, never an early one).
     static func endOffset(_ fd: Int32) -> Int64 {
-        let q = logrelay_tcp_outq(fd)
-        let a = logrelay_tcp_bytes_acked(fd)
+        var a = logrelay_tcp_bytes_acked(fd)
+        var q = logrelay_tcp_outq(fd)
+        for _ in 0..<8 {
+            let again = logrelay_tcp_bytes_acked(fd)
+            if again == a { break }
+            a = again
+            q = logrelay_tcp_outq(fd)
+        }
         if a < 0 { return 0 }              // old kernel: `acked` decides by the empty queue
         if q < 0 { return Int64.max }      // cannot tell: never confirmed, the stall check reconnects
         return a + Int64(q)
     }
+
+    /// Everything written has been acknowledged (the send queue is empty).
+    static func allAcknowledged(_ fd: Int32) -> Bool { logrelay_tcp_outq(fd) == 0 }
 }

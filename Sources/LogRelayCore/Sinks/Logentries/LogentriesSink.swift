@@ -238,7 +238,9 @@ public struct LogentriesSink: SinkProtocol {
                 // What the endpoint read is known one round trip late: keep a copy that long more.
                 let read = peer.readOffset(acked: p.acked, window: p.window, mss: p.mss,
                                            quiet: now - lastActivity >= 1_000_000_000 && outOff == out.count)
-                for piece in tracker.update(acked: p.acked, read: read, graceNs: read.map { _ in 2 * p.rttNs + 5_000_000 }, now: now) {
+                // An empty send queue acknowledges every batch, whatever its recorded end.
+                let ackedUpTo = outOff == out.count && TCPProgress.allAcknowledged(fd) ? Int64.max : p.acked
+                for piece in tracker.update(acked: ackedUpTo, read: read, graceNs: read.map { _ in 2 * p.rttNs + 5_000_000 }, now: now) {
                     if let off = piece.offset { piece.attachment.buffer.confirm(upTo: off) }
                 }
                 if (!tracker.isEmpty || outOff < out.count) && now - lastAckProgress > LogentriesSink.stallNs {
