@@ -24,7 +24,6 @@ public final class FlowBudget: Sendable {
         self.onRelease = onRelease
     }
 
-    public var usedBytes: Int { used.load(ordering: .relaxed) }
     public var isSpent: Bool { used.load(ordering: .relaxed) >= limitBytes }
 
     /// A buffer's charge changed by `delta` bytes. `resumes`: the buffer itself fell below its mark.

@@ -69,7 +69,6 @@ public final class StreamLoop: Sendable {
     }
 
     public func isActive(_ file: String) -> Bool { active.withLock { $0[file] != nil } }
-    public var activeCount: Int { active.withLock { $0.count } }
     public var streams: [LogStream] { active.withLock { Array($0.values) } }
 
     private func run() {
