@@ -1,32 +1,53 @@
 // How lines go on the NATS wire: a route's constant bytes (built once per container) and the
-// encoding of buffered records into PUB / HPUB messages.
+// encoding of buffered records into PUB / HPUB messages. Per message, the command line and
+// the header block are composed with pointer writes in one scratch buffer and reach the
+// write buffer in one append, the event in a second: no array is touched per line.
 import FoundationEssentials
 
 public struct NATSRoute: Sendable {
     public let subject: String
-    let pubPrefix: [UInt8]               // "PUB <subject> "
-    let hpubPrefix: [UInt8]              // "HPUB <subject> "
-    /// "NATS/1.0\r\nNats-Msg-Id: <container id>-": the header block up to the line's identity.
-    let msgIDPrefix: [UInt8]
-    /// "Logrelay-Container-Id: …\r\nLogrelay-Container-Name: …\r\n"
-    let containerHeaders: [UInt8]
-    /// Per source (stdout, stderr, other): what follows the line's identity in the header block,
-    /// built once: CRLF, the container headers, "Logrelay-Source: <source>" CRLF.
-    let headerTails: [[UInt8]]
     let encoder: EventEncoder
+    /// The route's constant pieces, back to back (see `Piece`).
+    let wire: [UInt8]
+    let pieces: [Range<Int>]
+
+    /// What `wire` holds, in this order.
+    enum Piece: Int, CaseIterable {
+        /// "PUB <subject> ", "HPUB <subject> "
+        case pub, hpub
+        /// "NATS/1.0\r\nNats-Msg-Id: <container id>-": the header block up to the line's identity.
+        case msgID
+        /// Per source (stdout, stderr, other): what follows the line's identity in the header
+        /// block: CRLF, "Logrelay-Container-Id: …" CRLF "Logrelay-Container-Name: …" CRLF,
+        /// "Logrelay-Source: <source>" CRLF.
+        case stdoutTail, stderrTail, otherTail
+        /// The source's name in the id of a line that is neither stdout nor stderr.
+        case other
+    }
 
     public init(subject: String, encoder: EventEncoder, containerID: String = "", containerName: String = "") {
         self.subject = subject
         self.encoder = encoder
-        pubPrefix = Array("PUB \(subject) ".utf8)
-        hpubPrefix = Array("HPUB \(subject) ".utf8)
         let id = NATSRoute.headerValue(containerID)
-        msgIDPrefix = Array("NATS/1.0\r\nNats-Msg-Id: \(id)-".utf8)
         let name = NATSRoute.headerValue(containerName.hasPrefix("/") ? String(containerName.dropFirst()) : containerName)
-        containerHeaders = Array("Logrelay-Container-Id: \(id)\r\nLogrelay-Container-Name: \(name)\r\n".utf8)
-        headerTails = ["stdout", "stderr", "other"].map { [containerHeaders] source in
-            Array("\r\n".utf8) + containerHeaders + Array("Logrelay-Source: \(source)\r\n".utf8)
+        let containerHeaders = "Logrelay-Container-Id: \(id)\r\nLogrelay-Container-Name: \(name)\r\n"
+        let texts: [Piece: String] = [
+            .pub: "PUB \(subject) ", .hpub: "HPUB \(subject) ",
+            .msgID: "NATS/1.0\r\nNats-Msg-Id: \(id)-",
+            .stdoutTail: "\r\n\(containerHeaders)Logrelay-Source: stdout\r\n",
+            .stderrTail: "\r\n\(containerHeaders)Logrelay-Source: stderr\r\n",
+            .otherTail: "\r\n\(containerHeaders)Logrelay-Source: other\r\n",
+            .other: "other",
+        ]
+        var wire: [UInt8] = []
+        var pieces: [Range<Int>] = []
+        for p in Piece.allCases {
+            let start = wire.count
+            wire += Array(texts[p]!.utf8)
+            pieces.append(start..<wire.count)
         }
+        self.wire = wire
+        self.pieces = pieces
     }
 
     /// A header value cannot hold CR, LF or other control bytes (Docker's ids and names never do).
@@ -36,9 +57,10 @@ public struct NATSRoute: Sendable {
 
     /// The longest header block a line of this route can get (a cut line's piece suffix included).
     func headerBound(extra: Int) -> Int {
-        // "-" time (≤ 20) "-" source (≤ 6) "-" ordinal (≤ 10) "-" piece (≤ 10) CRLF, the
-        // container headers, "Logrelay-Source: " source CRLF, the extra headers, CRLF.
-        msgIDPrefix.count + 20 + 1 + 6 + 1 + 10 + 1 + 10 + 2 + containerHeaders.count + 17 + 6 + 2 + extra + 2
+        // "n" time (≤ 20) "-" source (≤ 6) "-" ordinal (≤ 10) "-" piece (≤ 10), the longest
+        // tail, the extra headers, CRLF.
+        let tail = [Piece.stdoutTail, .stderrTail, .otherTail].map { pieces[$0.rawValue].count }.max()!
+        return pieces[Piece.msgID.rawValue].count + 20 + 1 + 6 + 1 + 10 + 1 + 10 + tail + extra + 2
     }
 }
 
@@ -49,140 +71,192 @@ extension NATSSink {
     /// is dropped and counted. With JetStream, every message gets the reply subject of its
     /// sequence number in `window`.
     static func encode(_ records: UnsafeRawBufferPointer, endingAt endOffset: Int64, for a: NATSAttachment, framing: Framing,
-                               into out: inout [UInt8], events: inout [UInt8], mark: inout Mark,
-                               window: inout PubAckWindow, useWindow: Bool, slot: Int, now: Int64,
-                               tooSmall: inout (name: String, needs: Int)?) {
+                       into out: inout [UInt8], events: inout [UInt8], mark: inout Mark,
+                       window: inout PubAckWindow, useWindow: Bool, slot: Int, now: Int64,
+                       tooSmall: inout (name: String, needs: Int)?) {
         let route = a.route
         let headerRoom = framing.headers ? route.headerBound(extra: framing.extraHeaders.count) : 0
         let maxEvent = framing.maxPayload - headerRoom
         let startOffset = endOffset - Int64(records.count)
-        var i = 0
-        while i < records.count {
-            let (rec, next) = LineRecord.read(records, at: i)
-            i = next
-            let recordEnd = startOffset + Int64(next)
-            events.removeAll(keepingCapacity: true)
-            if maxEvent > 0 {
-                route.encoder.append(line: rec.line, source: rec.source, timeNano: rec.timeNano, partial: rec.partial,
-                                     maxEventBytes: maxEvent, to: &events)
-            }
-            events.withUnsafeBytes { ev in
-                var largest = 0
-                var pieces = 0
-                var j = 0
-                while j + 4 <= ev.count {
-                    let n = EventBuffer.recordLength(ev, at: j)
-                    largest = max(largest, n)
-                    pieces += 1
-                    j += 4 + n
+        MessageHead.with(route: route, framing: framing) { head in
+            var i = 0
+            while i < records.count {
+                let (rec, next) = LineRecord.read(records, at: i)
+                i = next
+                let recordEnd = startOffset + Int64(next)
+                events.removeAll(keepingCapacity: true)
+                if maxEvent > 0 {
+                    route.encoder.append(line: rec.line, source: rec.source, timeNano: rec.timeNano, partial: rec.partial,
+                                         maxEventBytes: maxEvent, to: &events)
                 }
-                if pieces == 0 || largest > maxEvent {
-                    mark.unpublished.droppedLines += 1
-                    mark.unpublished.droppedBytes += rec.line.count
-                    if tooSmall == nil { tooSmall = (a.name, largest + headerRoom) }
-                    if useWindow { window.add(stream: slot, end: recordEnd, lineBytes: rec.line.count, wireBytes: 0, state: .dropped, now: now) }
-                    return
-                }
-                j = 0
-                var piece = 0
-                while j + 4 <= ev.count {
-                    let n = EventBuffer.recordLength(ev, at: j)
-                    let payload = UnsafeRawBufferPointer(rebasing: ev[(j + 4)..<(j + 4 + n)])
-                    let before = out.count
-                    out.append(contentsOf: framing.headers ? route.hpubPrefix : route.pubPrefix)
-                    if useWindow {
-                        // The reply names the sequence number the entry gets below, once the
-                        // message's wire size is known.
-                        out.append(contentsOf: framing.inbox)
-                        appendDecimal(Int(window.nextSeq), to: &out)
-                        out.append(0x20)
+                events.withUnsafeBytes { ev in
+                    var largest = 0
+                    var pieces = 0
+                    var j = 0
+                    while j + 4 <= ev.count {
+                        let n = EventBuffer.recordLength(ev, at: j)
+                        largest = max(largest, n)
+                        pieces += 1
+                        j += 4 + n
                     }
-                    if framing.headers {
-                        // The header block goes straight into `out`: its length is counted first.
-                        let hlen = headerLength(rec, piece: pieces > 1 ? piece : nil, route: route, extra: framing.extraHeaders)
-                        appendDecimal(hlen, to: &out)
-                        out.append(0x20)
-                        appendDecimal(hlen + n, to: &out)
+                    if pieces == 0 || largest > maxEvent {
+                        mark.unpublished.droppedLines += 1
+                        mark.unpublished.droppedBytes += rec.line.count
+                        if tooSmall == nil { tooSmall = (a.name, largest + headerRoom) }
+                        if useWindow { window.add(stream: slot, end: recordEnd, lineBytes: rec.line.count, wireBytes: 0, state: .dropped, now: now) }
+                        return
+                    }
+                    j = 0
+                    var piece = 0
+                    while j + 4 <= ev.count {
+                        let n = EventBuffer.recordLength(ev, at: j)
+                        let before = out.count
+                        // The reply names the sequence number the window entry gets below.
+                        out.append(contentsOf: head.compose(rec, piece: pieces > 1 ? piece : nil,
+                                                            reply: useWindow ? window.nextSeq : nil, payload: n))
+                        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: ev[(j + 4)..<(j + 4 + n)]))
                         out.append(0x0D); out.append(0x0A)
-                        appendHeaders(rec, piece: pieces > 1 ? piece : nil, route: route, extra: framing.extraHeaders, to: &out)
-                    } else {
-                        appendDecimal(n, to: &out)
-                        out.append(0x0D); out.append(0x0A)
+                        if useWindow {
+                            let last = piece == pieces - 1
+                            window.add(stream: slot, end: last ? recordEnd : -1, lineBytes: last ? rec.line.count : 0,
+                                       wireBytes: out.count - before, now: now)
+                        }
+                        j += 4 + n
+                        piece += 1
+                        mark.events += 1
                     }
-                    out.append(contentsOf: payload)
-                    out.append(0x0D); out.append(0x0A)
-                    if useWindow {
-                        let last = piece == pieces - 1
-                        window.add(stream: slot, end: last ? recordEnd : -1, lineBytes: last ? rec.line.count : 0,
-                                      wireBytes: out.count - before, now: now)
-                    }
-                    j += 4 + n
-                    piece += 1
-                    mark.events += 1
+                    mark.lines += 1
+                    mark.lineBytes += rec.line.count
                 }
-                mark.lines += 1
-                mark.lineBytes += rec.line.count
             }
         }
     }
+}
 
-    /// The header block of one message: a Nats-Msg-Id that names the line the same way on
-    /// every replay (container id, time_nano, source, position among lines of that time and
-    /// source, and the piece of a cut line), the container headers, the source, the extras.
-    @inline(__always)
-    static func appendHeaders(_ rec: LineRecord.View, piece: Int?, route: NATSRoute, extra: [UInt8], to h: inout [UInt8]) {
-        let k = sourceIndex(rec.source)
-        h.append(contentsOf: route.msgIDPrefix)
-        if rec.timeNano < 0 { h.append(0x6E) }     // "n": ids stay one token of digits and letters
-        appendDecimal(Int(rec.timeNano.magnitude), to: &h)
-        h.append(0x2D)
-        if k == 2 { h.append(contentsOf: otherSource) } else { h.append(contentsOf: rec.source) }
-        h.append(0x2D)
-        appendDecimal(Int(rec.ordinal), to: &h)
-        if let p = piece {
-            h.append(0x2D)
-            appendDecimal(p, to: &h)
+/// Composes one message's command line and header block in a scratch buffer that also holds
+/// a copy of the route's and the session's constant bytes. The header block is written at
+/// `blockAt` and the command line backwards from there, since it states the block's length.
+struct MessageHead {
+    private let base: UnsafeMutablePointer<UInt8>
+    private let headers: Bool
+    private let verb: Range<Int>, msgID: Range<Int>, inbox: Range<Int>, extra: Range<Int>, other: Range<Int>
+    private let tails: (Range<Int>, Range<Int>, Range<Int>)
+    private let blockAt: Int
+
+    /// Runs `body` with a MessageHead for messages of `route` in a session framed by `framing`.
+    static func with(route: NATSRoute, framing: NATSSink.Framing, _ body: (MessageHead) -> Void) {
+        // Command line: verb and subject, the reply (inbox + 20 digits), hlen and tlen (≤ 20 each), spaces, CRLF.
+        let lineRoom = route.wire.count + framing.inbox.count + 3 * 20 + 8
+        let blockRoom = framing.headers ? route.headerBound(extra: framing.extraHeaders.count) : 0
+        let constants = route.wire.count + framing.inbox.count + framing.extraHeaders.count
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: constants + lineRoom + blockRoom) { buf in
+            let base = buf.baseAddress!
+            var at = 0
+            func copy(_ bytes: [UInt8]) -> Range<Int> {
+                bytes.withUnsafeBufferPointer { (base + at).update(from: $0.baseAddress!, count: $0.count) }
+                at += bytes.count
+                return (at - bytes.count)..<at
+            }
+            let wire = copy(route.wire)
+            func piece(_ p: NATSRoute.Piece) -> Range<Int> {
+                let r = route.pieces[p.rawValue]
+                return (wire.lowerBound + r.lowerBound)..<(wire.lowerBound + r.upperBound)
+            }
+            let inbox = copy(framing.inbox)
+            let extra = copy(framing.extraHeaders)
+            body(MessageHead(base: base, headers: framing.headers, verb: piece(framing.headers ? .hpub : .pub),
+                             msgID: piece(.msgID), inbox: inbox, extra: extra, other: piece(.other),
+                             tails: (piece(.stdoutTail), piece(.stderrTail), piece(.otherTail)),
+                             blockAt: constants + lineRoom))
         }
-        h.append(contentsOf: route.headerTails[k])
-        if !extra.isEmpty { h.append(contentsOf: extra) }
-        h.append(0x0D); h.append(0x0A)
     }
 
-    /// The length of what appendHeaders writes.
+    /// "HPUB <subject> [<inbox><reply>] <hlen> <hlen + payload>\r\n<header block>" (PUB without
+    /// headers) for a message whose event has `payload` bytes. Valid until the next call.
     @inline(__always)
-    static func headerLength(_ rec: LineRecord.View, piece: Int?, route: NATSRoute, extra: [UInt8]) -> Int {
-        let k = sourceIndex(rec.source)
-        var n = route.msgIDPrefix.count + (rec.timeNano < 0 ? 1 : 0) + decimalDigits(Int(rec.timeNano.magnitude))
-        n += 1 + (k == 2 ? otherSource.count : rec.source.count) + 1 + decimalDigits(Int(rec.ordinal))
-        if let p = piece { n += 1 + decimalDigits(p) }
-        return n + route.headerTails[k].count + extra.count + 2
+    func compose(_ rec: LineRecord.View, piece: Int?, reply: UInt64?, payload: Int) -> UnsafeRawBufferPointer {
+        var end = blockAt
+        @inline(__always) func put(_ r: Range<Int>) {
+            (base + end).update(from: base + r.lowerBound, count: r.count)
+            end += r.count
+        }
+        @inline(__always) func put(_ byte: UInt8) { base[end] = byte; end += 1 }
+        @inline(__always) func put(decimal v: UInt64) { end += writeDecimal(v, at: base + end) }
+        var blockLength = 0
+        if headers {
+            // The Nats-Msg-Id names the line the same way on every replay: container id,
+            // time_nano, source, position among the lines of that time and source, and the
+            // piece of a cut line.
+            put(msgID)
+            if rec.timeNano < 0 { put(0x6E) }     // "n": ids stay one token of digits and letters
+            put(decimal: rec.timeNano.magnitude)
+            put(0x2D)
+            let k = NATSSink.sourceIndex(rec.source)
+            if k == 2 { put(other) } else {
+                (base + end).update(from: rec.source.baseAddress!.assumingMemoryBound(to: UInt8.self), count: rec.source.count)
+                end += rec.source.count
+            }
+            put(0x2D)
+            put(decimal: UInt64(rec.ordinal))
+            if let p = piece {
+                put(0x2D)
+                put(decimal: UInt64(p))
+            }
+            put(k == 0 ? tails.0 : k == 1 ? tails.1 : tails.2)
+            put(extra)
+            put(0x0D); put(0x0A)
+            blockLength = end - blockAt
+        }
+        var start = blockAt
+        @inline(__always) func prepend(_ r: Range<Int>) {
+            start -= r.count
+            (base + start).update(from: base + r.lowerBound, count: r.count)
+        }
+        @inline(__always) func prepend(_ byte: UInt8) { start -= 1; base[start] = byte }
+        @inline(__always) func prepend(decimal v: UInt64) { start -= writeDecimalBackwards(v, endingAt: base + start) }
+        prepend(0x0A); prepend(0x0D)
+        prepend(decimal: UInt64(blockLength + payload))
+        if headers {
+            prepend(0x20)
+            prepend(decimal: UInt64(blockLength))
+        }
+        if let seq = reply {
+            prepend(0x20)
+            prepend(decimal: seq)
+            prepend(inbox)
+        }
+        prepend(verb)
+        return UnsafeRawBufferPointer(start: base + start, count: end - start)
     }
+}
 
+extension NATSSink {
     /// 0 stdout, 1 stderr, 2 anything else (LineRecord gives the daemon's two names or "").
     @inline(__always)
     static func sourceIndex(_ source: UnsafeRawBufferPointer) -> Int {
         guard source.count == 6 else { return 2 }
         return source[3] == 0x6F ? 0 : 1
     }
-
-    private static let otherSource = Array("other".utf8)
 }
 
+/// Writes `v`'s decimal digits ending just before `end`; returns how many.
 @inline(__always)
-func decimalDigits(_ value: Int) -> Int {
-    var v = value, n = 1
-    while v >= 10 { v /= 10; n += 1 }
+func writeDecimalBackwards(_ v: UInt64, endingAt end: UnsafeMutablePointer<UInt8>) -> Int {
+    var v = v
+    var n = 0
+    repeat {
+        n += 1
+        end[-n] = UInt8(truncatingIfNeeded: 48 &+ v % 10)
+        v /= 10
+    } while v > 0
     return n
 }
 
+/// Writes `v`'s decimal digits at `p`; returns how many.
 @inline(__always)
-func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-    if value < 10 { out.append(UInt8(48 + value)); return }
-    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    var v = value
-    var n = 0
-    withUnsafeMutableBytes(of: &digits) { d in
-        while v > 0 { d[n] = UInt8(48 + v % 10); v /= 10; n += 1 }
-        while n > 0 { n -= 1; out.append(d[n]) }
-    }
+func writeDecimal(_ v: UInt64, at p: UnsafeMutablePointer<UInt8>) -> Int {
+    var digits = 1
+    var rest = v / 10
+    while rest > 0 { digits += 1; rest /= 10 }
+    return writeDecimalBackwards(v, endingAt: p + digits)
 }
