@@ -30,13 +30,15 @@ public enum LineRecord {
             else if source[3] == 0x65 && source[4] == 0x72 && source[5] == 0x72 { meta = 1 }     // "err"
         }
         if partial { meta |= 0x80 }
-        let t = UInt64(bitPattern: timeNano)
-        out.append(UInt8(truncatingIfNeeded: n >> 24)); out.append(UInt8(truncatingIfNeeded: n >> 16))
-        out.append(UInt8(truncatingIfNeeded: n >> 8)); out.append(UInt8(truncatingIfNeeded: n))
-        out.append(meta)
-        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: t >> UInt64(shift))) }
-        out.append(UInt8(truncatingIfNeeded: ordinal >> 24)); out.append(UInt8(truncatingIfNeeded: ordinal >> 16))
-        out.append(UInt8(truncatingIfNeeded: ordinal >> 8)); out.append(UInt8(truncatingIfNeeded: ordinal))
+        // The 17 bytes before the line, written at once.
+        var head: (UInt64, UInt64, UInt8) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &head) { h in
+            h.storeBytes(of: UInt32(truncatingIfNeeded: n).bigEndian, toByteOffset: 0, as: UInt32.self)
+            h[4] = meta
+            h.storeBytes(of: UInt64(bitPattern: timeNano).bigEndian, toByteOffset: 5, as: UInt64.self)
+            h.storeBytes(of: ordinal.bigEndian, toByteOffset: 13, as: UInt32.self)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: h[0..<17]))
+        }
         out.append(contentsOf: line)
     }
 

@@ -1,8 +1,8 @@
 // One container's log stream: FIFO bytes → frames → (re)joined lines → multi-line events
 // (when the container asks for them) → the sink's buffer (the sink encodes them when it
 // sends). `LogStream` is what other threads may see (names, the sink, counters);
-// `StreamReader` is the decoding state, owned by the StreamLoop thread alone. Nothing here
-// blocks.
+// `StreamReader` is the StreamLoop thread's state for it (scheduling, and the `LineDecoder`
+// that turns bytes into records), owned by that thread alone. Nothing here blocks.
 import Synchronization
 
 public final class LogStream: Sendable {
@@ -42,10 +42,7 @@ public final class LogStream: Sendable {
 /// The StreamLoop thread's state for one stream.
 final class StreamReader {
     let stream: LogStream
-    private var decoder = FrameDecoder()
-    private var merger: PartialMerger
-    private var ordinals = LineRecord.OrdinalCounter()
-    private var grouper: MultilineGrouper?
+    private var lines: LineDecoder
     private let dropLog = RateLimitedLog()
     /// Set by StopLogging (through the loop's inbox).
     var stopRequestedAt: Int64? = nil
@@ -55,9 +52,7 @@ final class StreamReader {
 
     init(_ stream: LogStream) {
         self.stream = stream
-        merger = PartialMerger(enabled: stream.partialMerge)
-        grouper = stream.multiline.map { MultilineGrouper(start: $0.start, maxEventBytes: $0.maxEventBytes) }
-        if stream.resynchronize { decoder.resynchronize() }
+        lines = LineDecoder(stream)
     }
 
     var fd: Int32 { stream.fd }
@@ -66,69 +61,34 @@ final class StreamReader {
     /// Decodes a chunk read from the FIFO and hands the lines to the sink.
     /// `scratch` is the loop's reusable buffer (one for all streams).
     func consume(_ chunk: UnsafeRawBufferPointer, now: Int64, scratch: inout [UInt8]) {
-        var lines = 0
-        var lineBytes = 0
-        let corruptBefore = decoder.corruptFrames
-        decoder.feed(chunk) { entry in
-            merger.add(entry, now: now) { line, source, time, partial in
-                group(line, source, time, partial, now: now) { line, source, time, partial in
-                    LineRecord.append(line: line, source: source, timeNano: time, partial: partial,
-                                  ordinal: ordinals.next(source: source, timeNano: time), to: &scratch)
-                    lines += 1
-                    lineBytes += line.count
-                }
-            }
+        let corruptBefore = lines.corruptFrames
+        let decoded = lines.decode(chunk, now: now, into: &scratch)
+        if lines.corruptFrames != corruptBefore {
+            stream.addCorruptFrames(lines.corruptFrames - corruptBefore)
+            Log.warn("discarded \(lines.corruptFrames - corruptBefore) corrupt frame(s)", container: name)
         }
-        if decoder.corruptFrames != corruptBefore {
-            stream.addCorruptFrames(decoder.corruptFrames - corruptBefore)
-            Log.warn("discarded \(decoder.corruptFrames - corruptBefore) corrupt frame(s)", container: name)
-        }
-        deliver(lines: lines, lineBytes: lineBytes, scratch: &scratch)
+        deliver(decoded, scratch: &scratch)
     }
 
     /// Emits partial lines and multi-line events that stopped growing.
     func flushStale(now: Int64, scratch: inout [UInt8]) {
-        flush(partialsOlderThan: now - StreamLoop.staleNs,
-              eventsOlderThan: now - (stream.multiline?.flushIntervalNs ?? 0), now: now, scratch: &scratch)
+        guard lines.holdsLines else { return }
+        let decoded = lines.flush(partialsOlderThan: now - StreamLoop.staleNs,
+                                  eventsOlderThan: now - (stream.multiline?.flushIntervalNs ?? 0), now: now, into: &scratch)
+        deliver(decoded, scratch: &scratch)
     }
 
     /// Emits everything held (EOF, StopLogging).
     func flushAll(scratch: inout [UInt8]) {
-        flush(partialsOlderThan: .max, eventsOlderThan: .max, now: Clock.monotonicNanos(), scratch: &scratch)
+        guard lines.holdsLines else { return }
+        let decoded = lines.flush(partialsOlderThan: .max, eventsOlderThan: .max, now: Clock.monotonicNanos(), into: &scratch)
+        deliver(decoded, scratch: &scratch)
     }
 
-    private func flush(partialsOlderThan: Int64, eventsOlderThan: Int64, now: Int64, scratch: inout [UInt8]) {
-        guard merger.pendingBytes > 0 || (grouper?.pendingBytes ?? 0) > 0 else { return }
-        var lines = 0
-        var lineBytes = 0
-        func record(_ line: UnsafeRawBufferPointer, _ source: UnsafeRawBufferPointer, _ time: Int64, _ partial: Bool) {
-            LineRecord.append(line: line, source: source, timeNano: time, partial: partial,
-                              ordinal: ordinals.next(source: source, timeNano: time), to: &scratch)
-            lines += 1
-            lineBytes += line.count
-        }
-        merger.flush(olderThan: partialsOlderThan) { line, source, time, partial in
-            group(line, source, time, partial, now: now, record)
-        }
-        grouper?.flush(olderThan: eventsOlderThan, record)
-        deliver(lines: lines, lineBytes: lineBytes, scratch: &scratch)
-    }
-
-    /// Passes a line through the multiline grouper, if the stream has one.
-    @inline(__always)
-    private func group(_ line: UnsafeRawBufferPointer, _ source: UnsafeRawBufferPointer, _ time: Int64, _ partial: Bool,
-                       now: Int64, _ emit: PartialMerger.Emit) {
-        if grouper == nil {
-            emit(line, source, time, partial)
-        } else {
-            grouper!.add(line, source: source, timeNano: time, partial: partial, now: now, emit)
-        }
-    }
-
-    private func deliver(lines: Int, lineBytes: Int, scratch: inout [UInt8]) {
+    private func deliver(_ decoded: LineDecoder.Count, scratch: inout [UInt8]) {
         guard !scratch.isEmpty else { return }
         let sink = stream.sink
-        let appended = scratch.withUnsafeBytes { sink.buffer.append(records: $0, lines: lines, lineBytes: lineBytes) }
+        let appended = scratch.withUnsafeBytes { sink.buffer.append(records: $0, lines: decoded.lines, lineBytes: decoded.bytes) }
         scratch.removeAll(keepingCapacity: true)
         if appended.wakeSink { sink.notify() }
         if appended.dropped > 0 {
@@ -142,4 +102,84 @@ final class StreamReader {
     }
 
     var mustPause: Bool { stream.mustPause }
+}
+
+/// A stream's bytes → frames → rejoined lines → multi-line events → records. A value type
+/// whose parts are handed to the per-line closures as inout arguments: no reference counting
+/// and no runtime exclusivity check per line.
+struct LineDecoder {
+    private var frames = FrameDecoder()
+    private var merger: PartialMerger
+    private var grouper: MultilineGrouper?
+    private var ordinals = LineRecord.OrdinalCounter()
+
+    struct Count { var lines = 0, bytes = 0 }
+
+    init(_ stream: LogStream) {
+        merger = PartialMerger(enabled: stream.partialMerge)
+        grouper = stream.multiline.map { MultilineGrouper(start: $0.start, maxEventBytes: $0.maxEventBytes) }
+        if stream.resynchronize { frames.resynchronize() }
+    }
+
+    var corruptFrames: Int { frames.corruptFrames }
+    /// Partial lines or multi-line events wait for more.
+    var holdsLines: Bool { merger.pendingBytes > 0 || (grouper?.pendingBytes ?? 0) > 0 }
+
+    /// Decodes `chunk` and appends a record per line to `records`.
+    mutating func decode(_ chunk: UnsafeRawBufferPointer, now: Int64, into records: inout [UInt8]) -> Count {
+        Self.decode(chunk, now: now, &frames, &merger, &grouper, &ordinals, &records)
+    }
+
+    /// Emits partial lines and multi-line events not extended since before the given times.
+    mutating func flush(partialsOlderThan: Int64, eventsOlderThan: Int64, now: Int64, into records: inout [UInt8]) -> Count {
+        Self.flush(partialsOlderThan, eventsOlderThan, now: now, &merger, &grouper, &ordinals, &records)
+    }
+
+    private static func decode(_ chunk: UnsafeRawBufferPointer, now: Int64, _ frames: inout FrameDecoder, _ merger: inout PartialMerger,
+                               _ grouper: inout MultilineGrouper?, _ ordinals: inout LineRecord.OrdinalCounter,
+                               _ records: inout [UInt8]) -> Count {
+        var count = Count()
+        let grouping = grouper != nil
+        frames.feed(chunk) { entry in
+            merger.add(entry, now: now) { line, source, time, partial in
+                if grouping {
+                    grouper!.add(line, source: source, timeNano: time, partial: partial, now: now) { line, source, time, partial in
+                        record(line, source, time, partial, &ordinals, &records, &count)
+                    }
+                } else {
+                    record(line, source, time, partial, &ordinals, &records, &count)
+                }
+            }
+        }
+        return count
+    }
+
+    private static func flush(_ partialsOlderThan: Int64, _ eventsOlderThan: Int64, now: Int64, _ merger: inout PartialMerger,
+                              _ grouper: inout MultilineGrouper?, _ ordinals: inout LineRecord.OrdinalCounter,
+                              _ records: inout [UInt8]) -> Count {
+        var count = Count()
+        let grouping = grouper != nil
+        merger.flush(olderThan: partialsOlderThan) { line, source, time, partial in
+            if grouping {
+                grouper!.add(line, source: source, timeNano: time, partial: partial, now: now) { line, source, time, partial in
+                    record(line, source, time, partial, &ordinals, &records, &count)
+                }
+            } else {
+                record(line, source, time, partial, &ordinals, &records, &count)
+            }
+        }
+        grouper?.flush(olderThan: eventsOlderThan) { line, source, time, partial in
+            record(line, source, time, partial, &ordinals, &records, &count)
+        }
+        return count
+    }
+
+    @inline(__always)
+    private static func record(_ line: UnsafeRawBufferPointer, _ source: UnsafeRawBufferPointer, _ time: Int64, _ partial: Bool,
+                               _ ordinals: inout LineRecord.OrdinalCounter, _ records: inout [UInt8], _ count: inout Count) {
+        LineRecord.append(line: line, source: source, timeNano: time, partial: partial,
+                          ordinal: ordinals.next(source: source, timeNano: time), to: &records)
+        count.lines += 1
+        count.bytes += line.count
+    }
 }
