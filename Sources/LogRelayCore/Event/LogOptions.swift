@@ -8,31 +8,9 @@ public struct OptionError: Error, CustomStringConvertible, Sendable {
     public init(_ m: String) { message = m }
     public var description: String { message }
 
-    /// A value in double quotes, with control characters escaped so a message stays on one
-    /// line, and cut after 200 characters so a message stays readable.
+    /// A value quoted so a message stays on one line, and cut after 200 characters so it stays readable.
     static func quote<S: StringProtocol>(_ s: S) -> String {
-        var out = "\""
-        for (n, u) in s.unicodeScalars.enumerated() {
-            if n == 200 {
-                out += "..."
-                break
-            }
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7F {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\x" + (hex.count < 2 ? "0" + hex : hex)
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
+        JSONText.quoted(s, style: .oneLine, maxCharacters: 200)
     }
 
     /// Strips ASCII spaces and tabs at both ends.

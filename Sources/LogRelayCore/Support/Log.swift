@@ -59,28 +59,9 @@ public enum Log {
         }
     }
 
-    /// A logfmt value: in double quotes, with `"` and `\` escaped and control characters
-    /// written as escapes (\n, \uXXXX), so the value stays on its line.
+    /// A logfmt value: quoted so that it stays on its line.
     static func appendQuoted(_ value: String, to out: inout String) {
-        out += "\""
-        for u in value.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                // C0 and C1 controls and the Unicode line separators: readers that split lines on them still see one line.
-                if u.value < 0x20 || (0x7F...0x9F).contains(u.value) || u.value == 0x2028 || u.value == 0x2029 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        out += "\""
+        out += JSONText.quoted(value, style: .oneLine)
     }
 }
 
