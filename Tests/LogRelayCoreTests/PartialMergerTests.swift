@@ -196,6 +196,22 @@ final class PartialMergerTests: XCTestCase {
         XCTAssertEqual(sink.out.last, Emitted(line: [3, 4], source: "stderr", timeNano: 1, partial: true))
     }
 
+    func testANinthSourceFlushesTheLeastRecentlyExtendedSequence() {
+        var m = PartialMerger(enabled: true)
+        let sink = Sink()
+        // Eight sources with an open sequence each; s3 is the least recently extended.
+        for k in 0..<8 {
+            add(&m, sink, source: "s\(k)", line: [UInt8(k)], partial: true, metadata: (Self.idA, 1, false), now: k == 3 ? 50 : 100 + Int64(k))
+        }
+        XCTAssertEqual(sink.out, [])
+        add(&m, sink, source: "s8", line: [8], partial: true, metadata: (Self.idB, 1, false), now: 200)
+        XCTAssertEqual(sink.out, [Emitted(line: [3], source: "s3", timeNano: 1, partial: true)])
+        // s3's slot now holds s8's sequence; the others are intact.
+        m.flush(olderThan: .max, sink.emit)
+        XCTAssertEqual(Set(sink.out.map(\.source)), Set((0..<9).map { "s\($0)" }))
+        XCTAssertEqual(sink.out.count, 9)
+    }
+
     func testNewIDOnSameSourceFlushesTheOldSequenceFirst() {
         var m = PartialMerger(enabled: true)
         let sink = Sink()

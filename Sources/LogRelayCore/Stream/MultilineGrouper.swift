@@ -17,7 +17,7 @@ public struct MultilineGrouper: Sendable {
     public let maxEventBytes: Int
 
     /// One event being collected, for one source.
-    private struct Pending {
+    private struct Pending: SourceSlot {
         var source: [UInt8] = []
         var event: [UInt8] = []
         var timeNano: Int64 = 0       // the first line's
@@ -26,10 +26,9 @@ public struct MultilineGrouper: Sendable {
         var open = false
     }
 
+    /// One slot per source seen (SourceSlots.swift).
     private var slots: [Pending] = []
     private var scratch = RegexScratch()
-    /// Sources are stdout/stderr in practice; the bound only guards against odd input.
-    private static let maxSlots = 8
     /// Buffers grown past this by a huge event are released when the event is done.
     private static let retainedCapacity = 64 * 1024
     private static let newline: [UInt8] = [0x0A]
@@ -173,35 +172,13 @@ public struct MultilineGrouper: Sendable {
         slots[i].event.removeAll(keepingCapacity: slots[i].event.capacity <= Self.retainedCapacity)
     }
 
-    private func slotIndex(for source: UnsafeRawBufferPointer) -> Int? {
-        for i in slots.indices where Self.equal(slots[i].source, source) { return i }
-        return nil
-    }
-
     /// The slot for `source`: its own, else a closed one, else a new one; with every slot
     /// busy, the least recently extended event is emitted to make room.
     private mutating func claimSlot(for source: UnsafeRawBufferPointer, now: Int64, _ emit: Emit) -> Int {
-        if let i = slotIndex(for: source) { return i }
-        var target: Int
-        if let free = slots.firstIndex(where: { !$0.open }) {
-            target = free
-        } else if slots.count < Self.maxSlots {
-            slots.append(Pending())
-            target = slots.count - 1
-        } else {
-            target = 0
-            for i in slots.indices where slots[i].updated < slots[target].updated { target = i }
-            emitAndClose(target, emit)
-        }
-        slots[target].source.removeAll(keepingCapacity: true)
-        slots[target].source.append(contentsOf: source)
-        slots[target].updated = now
-        return target
-    }
-
-    private static func equal(_ a: [UInt8], _ b: UnsafeRawBufferPointer) -> Bool {
-        guard a.count == b.count else { return false }
-        for k in 0..<a.count where a[k] != b[k] { return false }
-        return true
+        if let i = slots.slot(for: source) { return i }
+        if let busy = slots.leastRecentIfFull() { emitAndClose(busy, emit) }
+        let i = slots.reuse(for: source)
+        slots[i].updated = now
+        return i
     }
 }

@@ -15,7 +15,7 @@ public struct PartialMerger: Sendable {
     public let maxLineBytes: Int
 
     /// One split line being reassembled, for one source.
-    private struct Pending {
+    private struct Pending: SourceSlot {
         var source: [UInt8] = []
         var id: [UInt8] = []
         var line: [UInt8] = []
@@ -26,11 +26,9 @@ public struct PartialMerger: Sendable {
         var open = false
     }
 
-    /// One slot per source seen (normally just stdout and stderr); closed slots are reused.
+    /// One slot per source seen (SourceSlots.swift).
     private var slots: [Pending] = []
     private var openCount = 0
-    /// Sources are stdout/stderr in practice; the bound only guards against odd input.
-    private static let maxSlots = 8
     /// Buffers grown past this by a huge line are released when the line is done.
     private static let retainedCapacity = 64 * 1024
 
@@ -50,7 +48,7 @@ public struct PartialMerger: Sendable {
     public mutating func add(_ entry: LogEntryView, now: Int64, _ emit: Emit) {
         if !entry.partial || !entry.hasPartialMetadata {
             // Keep per-source order: a line after an unfinished sequence ends that sequence.
-            if openCount > 0, let i = slotIndex(for: entry.source), slots[i].open {
+            if openCount > 0, let i = slots.slot(for: entry.source), slots[i].open {
                 flushSlot(i, emit)
             }
             // Whole line: zero copy. A partial without metadata is a piece we cannot rejoin.
@@ -66,7 +64,7 @@ public struct PartialMerger: Sendable {
         }
 
         let i = claimSlot(for: entry.source, emit)
-        if slots[i].open && !Self.equal(slots[i].id, entry.partialID) {
+        if slots[i].open && !slots[i].id.elementsEqual(entry.partialID) {
             flushSlot(i, emit)  // a new line began before the old one ended
         }
         if !slots[i].open {
@@ -149,34 +147,12 @@ public struct PartialMerger: Sendable {
         slots[i].line.removeAll(keepingCapacity: slots[i].line.capacity <= Self.retainedCapacity)
     }
 
-    private func slotIndex(for source: UnsafeRawBufferPointer) -> Int? {
-        for i in slots.indices where Self.equal(slots[i].source, source) { return i }
-        return nil
-    }
-
     /// The slot for `source`: its own, else a closed one, else a new one; with every slot
     /// busy, the least recently extended sequence is flushed to make room.
     private mutating func claimSlot(for source: UnsafeRawBufferPointer, _ emit: Emit) -> Int {
-        if let i = slotIndex(for: source) { return i }
-        var target: Int
-        if let free = slots.firstIndex(where: { !$0.open }) {
-            target = free
-        } else if slots.count < Self.maxSlots {
-            slots.append(Pending())
-            target = slots.count - 1
-        } else {
-            target = 0
-            for i in slots.indices where slots[i].updated < slots[target].updated { target = i }
-            flushSlot(target, emit)
-        }
-        slots[target].source.removeAll(keepingCapacity: true)
-        slots[target].source.append(contentsOf: source)
-        return target
-    }
-
-    private static func equal(_ a: [UInt8], _ b: UnsafeRawBufferPointer) -> Bool {
-        guard a.count == b.count else { return false }
-        for k in 0..<a.count where a[k] != b[k] { return false }
-        return true
+        if let i = slots.slot(for: source) { return i }
+        if let busy = slots.leastRecentIfFull() { flushSlot(busy, emit) }
+        let i = slots.reuse(for: source)
+        return i
     }
 }
