@@ -46,11 +46,10 @@ public enum LineRecord {
     @inline(__always)
     public static func read(_ p: UnsafeRawBufferPointer, at offset: Int) -> (View, Int) {
         let n = EventBuffer.recordLength(p, at: offset)
+        precondition(offset + 4 + n <= p.count && n >= bodyOverhead, "not a LineRecord")
         let meta = p[offset + 4]
-        var t: UInt64 = 0
-        for i in 0..<8 { t = t << 8 | UInt64(p[offset + 5 + i]) }
-        var ordinal: UInt32 = 0
-        for i in 0..<4 { ordinal = ordinal << 8 | UInt32(p[offset + 13 + i]) }
+        let t = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: offset + 5, as: UInt64.self))
+        let ordinal = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: offset + 13, as: UInt32.self))
         let src: StaticString
         switch meta & 0x7F {
         case 0: src = stdout
