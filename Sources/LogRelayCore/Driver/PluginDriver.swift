@@ -219,17 +219,9 @@ public final class PluginDriver: Sendable {
 
     /// Opens the daemon's FIFO for reading without blocking, and enlarges the pipe to absorb bursts.
     private func openFIFO(_ path: String) throws(OptionError) -> Int32 {
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        if fd < 0 {
-            throw OptionError("cannot open the log stream \(path): \(String(cString: strerror(errno)))")
+        do { return try Files.openFIFO(path: path, pipeBytes: 1 << 20) } catch {
+            throw OptionError("cannot open the log stream \(path): \(error)")
         }
-        var st = stat()
-        if fstat(fd, &st) != 0 || (st.st_mode & S_IFMT) != S_IFIFO {
-            FD.close(fd)
-            throw OptionError("the log stream \(path) is not a FIFO")
-        }
-        _ = logrelay_set_pipe_size(fd, 1 << 20)
-        return fd
     }
 
     /// Waits (up to `timeoutNs` from now) until every buffer is delivered; what is not by then
