@@ -114,8 +114,30 @@ final class EventBufferTests: XCTestCase {
         _ = append(buf, ["a", "b"])
         let (_, off) = take(buf)
         _ = append(buf, ["c", "d"])      // drops a, b (sent, unconfirmed)
-        buf.confirm(upTo: off!)           // stale mark: nothing more to release
+        buf.confirm(upTo: off!)           // nothing more to release, but a and b reached the server
         XCTAssertEqual(take(buf).0, ["c", "d"])
+        XCTAssertEqual(buf.counters.droppedLines, 0)
+        XCTAssertEqual(buf.counters.publishedLines, 2)
+        XCTAssertEqual(buf.counters.bufferedLines, 2)
+    }
+
+    func testInFlightLinesDropOldestRemovedCountOnceAsWhatTheSinkSays() {
+        let buf = EventBuffer(limit: 2 * (5 + LineRecord.bodyOverhead) + 2, policy: .dropOldest)
+        _ = append(buf, ["a", "b"])
+        _ = take(buf)
+        _ = append(buf, ["c", "d"])      // drops a, b while in flight: not counted yet
+        let c = buf.counters
+        XCTAssertEqual(c.droppedLines + c.publishedLines, 0)
+        XCTAssertEqual(c.receivedLines, c.bufferedLines)
+        buf.rewind()                      // the connection failed: a and b are gone
         XCTAssertEqual(buf.counters.droppedLines, 2)
+        XCTAssertEqual(buf.counters.bufferedLines, 2)
+        let (got, off) = take(buf)
+        XCTAssertEqual(got, ["c", "d"])
+        buf.confirm(upTo: off!)
+        let end = buf.counters
+        XCTAssertEqual(end.receivedLines, end.publishedLines + end.droppedLines + end.rejectedLines + end.bufferedLines)
+        XCTAssertEqual(end.publishedLines, 2)
+        XCTAssertEqual(buf.unconfirmed().lines, 0)
     }
 }

@@ -31,6 +31,10 @@ public final class EventBuffer: Sendable {
         var lastProgress: Int64 = 0  // monotonic ns of the last confirmation that released bytes
         var charged = 0              // bytes charged to the shared budget: min(live, throttleMark)
         var counters = Counters()
+        /// Records drop-oldest removed while the sink had them in flight (end offset, line
+        /// bytes), oldest first: the server may well have them, so they count as published when
+        /// a confirmation passes them and as dropped when the sink gives them up (rewind).
+        var inFlightDropped: [(end: Int64, bytes: Int)] = []
         var live: Int { storage.count - head }
         var end: Int64 { base + Int64(live) }
     }
@@ -65,6 +69,10 @@ public final class EventBuffer: Sendable {
         budget.charge(now - s.charged, resumes: resumes)
         s.charged = now
     }
+
+    /// In-flight records dropped whose fate is kept at most (a server that reads and never
+    /// confirms cannot make the list grow): beyond it they count as dropped at once.
+    static let maxInFlightDropped = 65_536
 
     /// How long a full buffer may hold up reading while the sink is still confirming events.
     public static let stallNanos: Int64 = 2_000_000_000
@@ -116,6 +124,11 @@ public final class EventBuffer: Sendable {
                         while freed < need && s.head + freed + 4 <= s.storage.count {
                             let n = EventBuffer.recordLength(p, at: s.head + freed)
                             freed += 4 + n
+                            let end = s.base + Int64(freed)
+                            if end <= s.sent && s.inFlightDropped.count < EventBuffer.maxInFlightDropped {
+                                s.inFlightDropped.append((end, n - LineRecord.bodyOverhead))
+                                continue
+                            }
                             dropped += 1
                             s.counters.droppedLines += 1
                             s.counters.droppedBytes += n - LineRecord.bodyOverhead
@@ -227,6 +240,7 @@ public final class EventBuffer: Sendable {
     /// the published ones were already stored by the server.
     public func confirm(upTo offset: Int64, unpublished: Unpublished = Unpublished(), duplicates: Int = 0) {
         state.withLock { s in
+            EventBuffer.settleInFlightDropped(&s, upTo: offset)
             guard offset > s.base else { return }
             s.counters.duplicateLines += duplicates
             let target = min(offset, s.end)
@@ -264,6 +278,7 @@ public final class EventBuffer: Sendable {
     /// The connection failed: everything sent but unconfirmed is sent again.
     public func rewind() {
         state.withLock { s in
+            EventBuffer.settleInFlightDropped(&s, upTo: .min)
             guard s.sent > s.base else { return }
             let count = Int(s.sent - s.base)
             s.storage.withUnsafeBytes { p in
@@ -282,6 +297,7 @@ public final class EventBuffer: Sendable {
     @discardableResult
     public func dropAll() -> Int {
         state.withLock { s in
+            EventBuffer.settleInFlightDropped(&s, upTo: .min)
             var lines = 0
             s.storage.withUnsafeBytes { p in
                 var off = s.head
@@ -307,10 +323,28 @@ public final class EventBuffer: Sendable {
     /// Every record not confirmed yet, oldest first, and how many lines they hold (for the
     /// shutdown spool).
     public func unconfirmed() -> (records: [UInt8], lines: Int) {
-        state.withLock { s in (Array(s.storage[s.head...]), s.counters.bufferedLines) }
+        state.withLock { s in (Array(s.storage[s.head...]), s.counters.bufferedLines - s.inFlightDropped.count) }
     }
 
     public var counters: Counters { state.withLock { $0.counters } }
+
+    /// The in-flight records drop-oldest removed: those ending at or before `offset` were
+    /// confirmed (published), the others, when `offset` is .min, are given up (dropped).
+    private static func settleInFlightDropped(_ s: inout State, upTo offset: Int64) {
+        guard !s.inFlightDropped.isEmpty else { return }
+        let confirmed = offset == .min ? 0 : s.inFlightDropped.prefix { $0.end <= offset }.count
+        for r in s.inFlightDropped.prefix(confirmed) {
+            s.counters.publishedLines += 1
+            s.counters.publishedBytes += r.bytes
+        }
+        let lost = offset == .min ? s.inFlightDropped.count : 0
+        for r in s.inFlightDropped.suffix(lost) {
+            s.counters.droppedLines += 1
+            s.counters.droppedBytes += r.bytes
+        }
+        s.counters.bufferedLines -= confirmed + lost
+        s.inFlightDropped.removeFirst(confirmed + lost)
+    }
 
     @inline(__always)
     static func recordLength(_ p: UnsafeRawBufferPointer, at i: Int) -> Int {
