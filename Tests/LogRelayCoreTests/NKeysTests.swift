@@ -137,10 +137,13 @@ final class NKeysTests: XCTestCase {
 
     func testReplySequenceOnlyForOurInbox() {
         let inbox = Array("_INBOX.abc.".utf8)
-        XCTAssertEqual(NATSSink.replySequence(Array("_INBOX.abc.42".utf8), inbox: inbox), 42)
-        XCTAssertNil(NATSSink.replySequence(Array("_INBOX.abd.42".utf8), inbox: inbox))
-        XCTAssertNil(NATSSink.replySequence(Array("_INBOX.abc.4x".utf8), inbox: inbox))
-        XCTAssertNil(NATSSink.replySequence(Array("_INBOX.abc.".utf8), inbox: inbox))
-        XCTAssertNil(NATSSink.replySequence(Array("_INBOX.abc.99999999999999999999".utf8), inbox: inbox))
+        func replySequence(_ s: String, inbox: [UInt8]) -> UInt64? {
+            Array(s.utf8).withUnsafeBytes { NATSServerParser.replySequence($0, inbox: inbox) }
+        }
+        XCTAssertEqual(replySequence("_INBOX.abc.42", inbox: inbox), 42)
+        XCTAssertNil(replySequence("_INBOX.abd.42", inbox: inbox))
+        XCTAssertNil(replySequence("_INBOX.abc.4x", inbox: inbox))
+        XCTAssertNil(replySequence("_INBOX.abc.", inbox: inbox))
+        XCTAssertNil(replySequence("_INBOX.abc.99999999999999999999", inbox: inbox))
     }
 }

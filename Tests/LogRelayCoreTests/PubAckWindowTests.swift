@@ -56,6 +56,31 @@ final class PubAckWindowTests: XCTestCase {
         XCTAssertEqual(w.release(stream: 0).unpublished.rejectedLines, 1)
     }
 
+    func testReleaseDoneGivesOnlyStreamsWithANewlyDonePrefix() {
+        var w = PubAckWindow()
+        let a = w.add(stream: 0, end: 10, lineBytes: 5, wireBytes: 1, now: 0)
+        let b = w.add(stream: 1, end: 20, lineBytes: 5, wireBytes: 1, now: 0)
+        let c = w.add(stream: 2, end: 30, lineBytes: 5, wireBytes: 1, now: 0)
+        var got: [Int: Int64] = [:]
+        w.releaseDone { got[$0] = $1.offset }
+        XCTAssertEqual(got, [:], "nothing is done yet")
+        _ = w.settle(b, as: .stored)
+        _ = w.settle(c, as: .rejected)
+        w.releaseDone { got[$0] = $1.offset }
+        XCTAssertEqual(got, [1: 20, 2: 30])
+        got = [:]
+        w.releaseDone { got[$0] = $1.offset }
+        XCTAssertEqual(got, [:], "released once")
+        _ = w.settle(a, as: .stored)
+        w.releaseDone { got[$0] = $1.offset }
+        XCTAssertEqual(got, [0: 10])
+        XCTAssertTrue(w.isEmpty)
+        w.add(stream: 1, end: 40, lineBytes: 5, wireBytes: 0, state: .dropped, now: 0)
+        var dropped = 0
+        w.releaseDone { _, r in dropped += r.unpublished.droppedLines }
+        XCTAssertEqual(dropped, 1, "a line dropped at encoding is released without a PubAck")
+    }
+
     func testManyMessagesStayBounded() {
         var w = PubAckWindow()
         for round in 0..<20 {

@@ -131,7 +131,7 @@ public struct NATSSink: SinkProtocol {
                     return NATSLink(stream: stream, info: info, parser: parser, tlsName: server.tlsName)
                 case .ping: try stream.writeAll(NATSClientCommands.pong, deadline: deadline)
                 case .ok, .info: continue
-                case .msg: throw NATSProtocolError(message: "server sent a message before we subscribed")
+                case .msg, .pubAck: throw NATSProtocolError(message: "server sent a message before we subscribed")
                 case .err(let text): throw refusal(text)
                 }
             }
@@ -243,7 +243,6 @@ public struct NATSSink: SinkProtocol {
         var slots: [ObjectIdentifier: Int] = [:]
         var attachments: [NATSAttachment] = []
         var retryAt: Int64 = 0
-        var releaseDue = false
         var backoff = Backoff(firstNs: 250_000_000, maxNs: 5_000_000_000)
 
         mutating func slot(_ a: NATSAttachment) -> Int {
@@ -263,6 +262,7 @@ public struct NATSSink: SinkProtocol {
                               extraHeaders: headers ? options.expectedStream.map { Array("Nats-Expected-Stream: \($0)\r\n".utf8) } ?? [] : [],
                               inbox: options.jetstream ? NATSSink.newInbox() : [],
                               maxPayload: link.info.maxPayload.map { max($0, 1) } ?? 1 << 20)
+        parser.replyInbox = framing.inbox
         discover(link.info, into: &pool, scheme: scheme, tlsName: link.tlsName)
         let jetstream = options.jetstream
         var js = JetStreamState()
@@ -306,14 +306,14 @@ public struct NATSSink: SinkProtocol {
         }
 
         /// A PubAck (or a no-responders status) for message `seq`.
-        func settle(_ seq: UInt64, _ m: NATSMessage, now: Int64) {
+        func settle(_ seq: UInt64, status: Int?, statusText: String, ack: NATSPubAck?, now: Int64) {
             let state: PubAckWindow.State
-            if let status = m.status {
+            if let status {
                 // 503 on a reply: no stream listens on the subject (or its leader is gone).
-                retry(code: status, errCode: 0, text: status == 503 ? "no responders: no stream for subject, or its leader is not available" : m.statusText, now: now)
+                retry(code: status, errCode: 0, text: status == 503 ? "no responders: no stream for subject, or its leader is not available" : statusText, now: now)
                 return
             }
-            switch m.payload.flatMap(NATSPubAck.parse) {
+            switch ack {
             case .stored(_, let duplicate)?:
                 state = duplicate ? .duplicate : .stored
                 js.backoff.reset()
@@ -331,15 +331,14 @@ public struct NATSSink: SinkProtocol {
                 return
             }
             // Released once per input turn (releaseAll), not per PubAck: one buffer lock per batch.
-            if js.window.settle(seq, as: state) != nil { js.releaseDue = true }
+            _ = js.window.settle(seq, as: state)
         }
 
         /// Hands every stream's acknowledged prefix back to its buffer.
         func releaseAll() {
-            js.releaseDue = false
-            for (slot, a) in js.attachments.enumerated() {
-                let r = js.window.release(stream: slot)
-                if r.offset >= 0 { a.buffer.confirm(upTo: r.offset, unpublished: r.unpublished, duplicates: r.duplicates) }
+            let attachments = js.attachments
+            js.window.releaseDone { slot, r in
+                attachments[slot].buffer.confirm(upTo: r.offset, unpublished: r.unpublished, duplicates: r.duplicates)
             }
         }
 
@@ -381,10 +380,15 @@ public struct NATSSink: SinkProtocol {
             case .ok:
                 break
             case .msg(let m):
-                guard jetstream, m.sid.elementsEqual("1".utf8), let seq = NATSSink.replySequence(m.subject, inbox: framing.inbox) else {
+                // What the parser did not read as a PubAck: a status (503), a payload too large
+                // to keep, or a message that is no reply of ours.
+                guard jetstream, m.sid.elementsEqual("1".utf8),
+                      let seq = m.subject.withUnsafeBytes({ NATSServerParser.replySequence($0, inbox: framing.inbox) }) else {
                     return .failed("protocol error: server sent a message that is not a reply to our inbox")
                 }
-                settle(seq, m, now: now)
+                settle(seq, status: m.status, statusText: m.statusText, ack: m.payload.flatMap(NATSPubAck.parse), now: now)
+            case .pubAck(let seq, let ack):
+                settle(seq, status: nil, statusText: "", ack: ack, now: now)
             }
             return nil
         }
@@ -432,7 +436,7 @@ public struct NATSSink: SinkProtocol {
                     inbound -= n
                     readBuf.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 }
-                if js.releaseDue { releaseAll() }
+                if jetstream { releaseAll() }
             }
 
             if jetstream, let oldest = js.window.oldestWaiting(), now - oldest > NATSSink.ackTimeoutNs {
@@ -534,18 +538,6 @@ public struct NATSSink: SinkProtocol {
     /// 4xx names something about the message itself (wrong expected stream, too large).
     static func isRetryable(code: Int, errCode: Int) -> Bool {
         code >= 500 || code == 408 || code == 0
-    }
-
-    /// The sequence number in `<inbox><digits>`, nil for any other subject.
-    static func replySequence(_ subject: [UInt8], inbox: [UInt8]) -> UInt64? {
-        guard !inbox.isEmpty, subject.count > inbox.count, subject.count <= inbox.count + 19,
-              subject.starts(with: inbox) else { return nil }
-        var n: UInt64 = 0
-        for b in subject[inbox.count...] {
-            guard b >= 0x30 && b <= 0x39 else { return nil }
-            n = n * 10 + UInt64(b - 0x30)
-        }
-        return n
     }
 
     /// "_INBOX.<22 random base62 characters>." (nats.go's NUID length).

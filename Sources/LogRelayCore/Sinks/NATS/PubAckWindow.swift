@@ -36,6 +36,8 @@ struct PubAckWindow {
     private var queueHeads: [Int] = []
     private(set) var waiting = 0
     private(set) var waitingBytes = 0
+    /// An entry became done since the last releaseDone: a stream may have a prefix to release.
+    private var newlyDone = false
 
     var nextSeq: UInt64 { base + UInt64(entries.count) }
     var isEmpty: Bool { head == entries.count }
@@ -51,6 +53,8 @@ struct PubAckWindow {
         if state == .waiting {
             waiting += 1
             waitingBytes += wireBytes
+        } else {
+            newlyDone = true
         }
         return seq
     }
@@ -64,11 +68,30 @@ struct PubAckWindow {
         entries[i].state = state
         waiting -= 1
         waitingBytes -= Int(entries[i].wireBytes)
+        newlyDone = true
         return Int(entries[i].stream)
     }
 
     /// Pops the done entries at the front of `stream`'s queue.
     mutating func release(stream: Int) -> Release {
+        let r = popDone(stream: stream)
+        compact()
+        return r
+    }
+
+    /// Releases every stream's done prefix (nothing to do unless an entry became done since
+    /// the last call): `each` gets the streams that have lines to release.
+    mutating func releaseDone(_ each: (_ stream: Int, Release) -> Void) {
+        guard newlyDone else { return }
+        newlyDone = false
+        for stream in queues.indices {
+            let r = popDone(stream: stream)
+            if r.offset >= 0 { each(stream, r) }
+        }
+        compact()
+    }
+
+    private mutating func popDone(stream: Int) -> Release {
         var r = Release()
         guard stream < queues.count else { return r }
         var h = queueHeads[stream]
@@ -100,7 +123,6 @@ struct PubAckWindow {
         } else {
             queueHeads[stream] = h
         }
-        compact()
         return r
     }
 
@@ -120,6 +142,7 @@ struct PubAckWindow {
         for i in queues.indices { queues[i].removeAll(keepingCapacity: true); queueHeads[i] = 0 }
         waiting = 0
         waitingBytes = 0
+        newlyDone = false
     }
 
     /// Drops released entries from the front (every stream's queue is past them).
