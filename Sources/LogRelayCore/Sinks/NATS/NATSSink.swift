@@ -9,8 +9,9 @@
 // - JetStream (nats-jetstream): each message carries a reply subject on the session's inbox
 //   and its line is released by the stream's PubAck, in order per stream, with a bounded
 //   window of messages waiting. Duplicates the stream detected are counted, not re-sent;
-//   errors where retrying helps (503, no PubAck in time) rewind every stream to its release
-//   point and publish again after a backoff (the same ids: the stream drops what it holds).
+//   a message the server refused (-ERR permissions violation: no PubAck comes) counts as
+//   rejected; errors where retrying helps (503, no PubAck in time) rewind every stream to its
+//   release point and publish again after a backoff (the same ids: the stream drops what it holds).
 // Lines that cannot fit the server's max_payload count as dropped; no refused, dropped or
 // unacknowledged line is ever counted as published.
 //
@@ -334,6 +335,20 @@ public struct NATSSink: SinkProtocol {
             _ = js.window.settle(seq, as: state)
         }
 
+        /// The message a publish refusal is about. The server handles a connection's messages
+        /// in order and refuses all of a subject's: the oldest waiting one on that subject, or
+        /// the one a refused reply subject names.
+        func refusedMessage(_ quoted: String, replyRefused: Bool) -> UInt64? {
+            if replyRefused {
+                return Array(quoted.utf8).withUnsafeBytes { NATSServerParser.replySequence($0, inbox: framing.inbox) }
+            }
+            var oldest: UInt64? = nil
+            for (slot, a) in js.attachments.enumerated() where a.route.subject == quoted {
+                if let seq = js.window.firstWaiting(stream: slot), seq < oldest ?? .max { oldest = seq }
+            }
+            return oldest
+        }
+
         /// Hands every stream's acknowledged prefix back to its buffer.
         func releaseAll() {
             let attachments = js.attachments
@@ -370,9 +385,21 @@ public struct NATSSink: SinkProtocol {
                 guard lower.hasPrefix("permissions violation for publish") || lower.hasPrefix("invalid publish subject") else {
                     return .failed("server error: \(text)")
                 }
-                // The connection stays open; the lines are counted as rejected on the next PONG
-                // (with JetStream, the refused message gets no PubAck and is published again).
                 let subject = NATSSink.quotedSubject(text)
+                if jetstream {
+                    // A refused message gets no PubAck; waiting for one would publish it again
+                    // forever. Settled as rejected instead. (A pedantic server still processes a
+                    // message with an invalid subject: its PubAck comes.)
+                    if lower.hasPrefix("permissions violation for publish"), let seq = refusedMessage(subject, replyRefused: lower.contains(" with reply of ")),
+                       js.window.settle(seq, as: .rejected) != nil {
+                        shell.noteError("server refused to publish to \(subject.debugDescription) (\(text)): its lines are counted as rejected",
+                                        cause: "refused \(subject)")
+                    } else {
+                        shell.noteError("server: \(text)")
+                    }
+                    return nil
+                }
+                // The connection stays open; the lines are counted as rejected on the next PONG.
                 if violations[subject] != nil || violations.count < NATSSink.maxTrackedSubjects {
                     violations[subject, default: 0] += 1
                 }

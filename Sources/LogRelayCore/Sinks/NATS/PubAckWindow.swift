@@ -34,6 +34,8 @@ struct PubAckWindow {
     /// Per stream: the indices (as sequence numbers) of its entries not yet released, in order.
     private var queues: [[UInt64]] = []
     private var queueHeads: [Int] = []
+    /// Per stream: its queue's entries before this index are done (for firstWaiting).
+    private var queueScans: [Int] = []
     private(set) var waiting = 0
     private(set) var waitingBytes = 0
     /// An entry became done since the last releaseDone: a stream may have a prefix to release.
@@ -45,7 +47,7 @@ struct PubAckWindow {
     /// Adds a message (or, with a done state, a line that needs no message) for stream `stream`.
     @discardableResult
     mutating func add(stream: Int, end: Int64, lineBytes: Int, wireBytes: Int, state: State = .waiting, now: Int64) -> UInt64 {
-        while queues.count <= stream { queues.append([]); queueHeads.append(0) }
+        while queues.count <= stream { queues.append([]); queueHeads.append(0); queueScans.append(0) }
         let seq = nextSeq
         entries.append(Entry(stream: Int32(stream), end: end, lineBytes: Int32(clamping: lineBytes),
                              wireBytes: Int32(clamping: wireBytes), state: state, sentAt: now))
@@ -117,13 +119,27 @@ struct PubAckWindow {
         if h == count {
             queues[stream].removeAll(keepingCapacity: true)
             queueHeads[stream] = 0
+            queueScans[stream] = 0
         } else if h > 1024 && h > count / 2 {
             queues[stream].removeSubrange(0..<h)
             queueHeads[stream] = 0
+            queueScans[stream] = max(0, queueScans[stream] - h)
         } else {
             queueHeads[stream] = h
+            queueScans[stream] = max(queueScans[stream], h)
         }
         return r
+    }
+
+    /// The sequence number of `stream`'s oldest message still waiting (nil: none waits).
+    /// Entries only ever go from waiting to done, so the scan resumes where it stopped.
+    mutating func firstWaiting(stream: Int) -> UInt64? {
+        guard stream < queues.count else { return nil }
+        var k = queueScans[stream]
+        let count = queues[stream].count
+        while k < count && entries[Int(queues[stream][k] - base)].state != .waiting { k += 1 }
+        queueScans[stream] = k
+        return k < count ? queues[stream][k] : nil
     }
 
     /// When the oldest message still waiting was sent (nil: none waits).
@@ -139,7 +155,7 @@ struct PubAckWindow {
         entries.removeAll(keepingCapacity: true)
         head = 0
         scan = 0
-        for i in queues.indices { queues[i].removeAll(keepingCapacity: true); queueHeads[i] = 0 }
+        for i in queues.indices { queues[i].removeAll(keepingCapacity: true); queueHeads[i] = 0; queueScans[i] = 0 }
         waiting = 0
         waitingBytes = 0
         newlyDone = false
