@@ -10,6 +10,9 @@ at ~50,000 lines/s in a 3-node cluster and restarted; the only server SIGKILLed 
 restarted; the plugin SIGKILLed and re-attached (lines the dead process had read but not yet
 published are lost with it: they are allowed to be missing, never to be stored twice).
 An independent nats-py subscriber checks the headers. Rates are paced, never asserted.
+A user denied one container's subject gets that container's lines rejected once, never
+published again. The single-server cases run on every nats-server binary there is (2.9.10,
+and the 2.10 / 2.15 of `make deps`), the R3 cluster on the oldest and the newest.
 """
 
 import asyncio
@@ -23,7 +26,8 @@ import nats
 import pytest
 
 from helpers import (DELIVERY_TIMEOUT, PROMPT, Subscriber, assert_accounting, first_occurrences, free_port, metric,
-                     numbered_lines, paced_send, secret, wait_until)
+                     nats_server_params, numbered_lines, paced_send, secret, server_bin,  # noqa: F401 (a fixture)
+                     wait_until)
 
 STREAM = "LOGS"
 N = 200_000            # 4 s at ~50,000 lines/s
@@ -160,7 +164,8 @@ def _leader(nodes):
     return next((n for n in nodes if n.dir.name.startswith(name + "-")), None) if name else None
 
 
-def test_r3_stream_leader_killed_mid_stream_every_line_stored_exactly_once(daemon, plugin, nats_factory, workdir):
+@pytest.mark.parametrize("server_bin", nats_server_params("ends"), indirect=True)
+def test_r3_stream_leader_killed_mid_stream_every_line_stored_exactly_once(server_bin, daemon, plugin, nats_factory, workdir):
     nodes = _js_cluster(nats_factory, workdir)
     urls = [n.url for n in nodes]
     c = daemon.container({"nats-servers": ",".join(urls), "nats-jetstream": "true",
@@ -200,7 +205,7 @@ def test_r3_stream_leader_killed_mid_stream_every_line_stored_exactly_once(daemo
     assert not c.stop().failed
 
 
-def test_only_server_killed_and_restarted_every_line_stored_exactly_once(daemon, plugin, nats_factory, workdir):
+def test_only_server_killed_and_restarted_every_line_stored_exactly_once(server_bin, daemon, plugin, nats_factory, workdir):
     server = nats_factory(extra_config=_js_conf(workdir, "single"), monitor=True, name="single")
     c = daemon.container({"nats-servers": server.url, "nats-jetstream": "true", "buffer-size": "128m"})
     _create_stream(server.url, [c.short_id])
@@ -277,7 +282,7 @@ def test_plugin_killed_and_reattached_nothing_stored_twice(daemon, plugin, nats_
     assert not c.stop().failed
 
 
-def test_a_refused_subject_is_counted_rejected_not_published_again(daemon, plugin, nats_factory, workdir):
+def test_a_refused_subject_is_counted_rejected_not_published_again(server_bin, daemon, plugin, nats_factory, workdir):
     """A user whose publish permission denies one container's subject: the server answers each
     of its messages with -ERR and no PubAck. Its lines are rejected once, never published again;
     the other container on the same connection gets every line stored exactly once."""
@@ -343,7 +348,7 @@ class _HeaderSubscriber(Subscriber):
 
 
 @pytest.mark.parametrize("jetstream", [False, True])
-def test_independent_subscriber_sees_headers_and_stable_ids(jetstream, daemon, plugin, nats_factory, workdir):
+def test_independent_subscriber_sees_headers_and_stable_ids(jetstream, server_bin, daemon, plugin, nats_factory, workdir):
     server = nats_factory(extra_config=_js_conf(workdir, "hdr"), monitor=True, name="hdr")
     config = {"nats-servers": server.url}
     if jetstream:
