@@ -2,6 +2,7 @@
 // sends (INFO, PING, PONG, +OK, -ERR, MSG/HMSG), the bytes we send (CONNECT, SUB), and the
 // byte-level parser of JetStream's PubAck replies.
 import FoundationEssentials
+import Glibc
 
 public enum NATSServerOp: Equatable, Sendable {
     case info(NATSInfo)
@@ -147,12 +148,8 @@ public struct NATSServerParser {
     /// The index of the first LF at or after `from`.
     private func newline(from: Int) -> Int? {
         buffer.withUnsafeBytes { p in
-            var i = from
-            while i < p.count {
-                if p[i] == 0x0A { return i }
-                i += 1
-            }
-            return nil
+            guard from < p.count, let hit = memchr(p.baseAddress! + from, 0x0A, p.count - from) else { return nil }
+            return UnsafeRawPointer(hit) - p.baseAddress!
         }
     }
 
@@ -201,8 +198,8 @@ public struct NATSServerParser {
     /// The sequence number in `<inbox><digits>` (at most 19 digits: no overflow), nil for any
     /// other subject or an empty inbox.
     static func replySequence(_ subject: UnsafeRawBufferPointer, inbox: [UInt8]) -> UInt64? {
-        guard !inbox.isEmpty, subject.count > inbox.count, subject.count <= inbox.count + 19 else { return nil }
-        for k in 0..<inbox.count where subject[k] != inbox[k] { return nil }
+        guard !inbox.isEmpty, subject.count > inbox.count, subject.count <= inbox.count + 19,
+              inbox.withUnsafeBytes({ memcmp(subject.baseAddress!, $0.baseAddress!, inbox.count) }) == 0 else { return nil }
         var n: UInt64 = 0
         for k in inbox.count..<subject.count {
             let b = subject[k]
@@ -324,6 +321,7 @@ public enum NATSPubAck: Equatable, Sendable {
     /// Reads the PubAck where it lies (the parser's buffer).
     static func parse(_ p: UnsafeRawBufferPointer) -> NATSPubAck? {
         guard p.count <= 4096 else { return nil }
+        if let ack = PubAckReader.stored(p) { return ack }
         var r = PubAckReader(bytes: p)
         return r.ack()
     }
@@ -408,6 +406,34 @@ struct PubAckReader {
             guard field(&self, key) else { return false }
         } while eat(0x2C)
         return eat(0x7D)
+    }
+
+    /// `{"stream":"NAME", "seq":N}` or `{…, "seq":N,"duplicate": true}`, byte for byte as
+    /// nats-server writes the PubAck of a stored message: read without walking the JSON. Nil
+    /// for anything else (a domain, an error, other spacing), which `ack()` reads.
+    static func stored(_ p: UnsafeRawBufferPointer) -> NATSPubAck? {
+        let open: StaticString = #"{"stream":""#, seqKey: StaticString = #"", "seq":"#
+        let duplicate: StaticString = #","duplicate": true}"#
+        guard p.count > open.utf8CodeUnitCount, equal(UnsafeRawBufferPointer(rebasing: p[..<open.utf8CodeUnitCount]), open) else { return nil }
+        var i = open.utf8CodeUnitCount
+        let name = i
+        while i < p.count && p[i] != 0x22 && p[i] != 0x5C { i += 1 }
+        guard i > name, p.count - i > seqKey.utf8CodeUnitCount,
+              equal(UnsafeRawBufferPointer(rebasing: p[i..<(i + seqKey.utf8CodeUnitCount)]), seqKey) else { return nil }
+        i += seqKey.utf8CodeUnitCount
+        let digits = i
+        var seq: UInt64 = 0
+        while i < p.count, p[i] >= 0x30 && p[i] <= 0x39 {
+            let (m, o1) = seq.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(UInt64(p[i] - 0x30))
+            if o1 || o2 { return nil }
+            seq = a
+            i += 1
+        }
+        guard i > digits else { return nil }
+        if i == p.count - 1 && p[i] == 0x7D { return .stored(seq: seq, duplicate: false) }
+        if equal(UnsafeRawBufferPointer(rebasing: p[i...]), duplicate) { return .stored(seq: seq, duplicate: true) }
+        return nil
     }
 
     static func equal(_ a: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {

@@ -66,6 +66,13 @@ public struct NATSSink: SinkProtocol {
     /// JetStream messages waiting for their PubAck, at most (nats.go's async limit is 4000).
     static let windowMessages = 4096
     static let windowBytes = 8 << 20
+    /// A full window is refilled once a quarter of it is free again: while the stream is the
+    /// bottleneck, fewer and larger writes instead of a few messages per PubAck read.
+    static let windowRefillMessages = windowMessages / 4
+    static let windowRefillBytes = windowBytes / 4
+    /// While the window has room, PubAcks are read at most this often: they pile up in the
+    /// socket and come in large reads instead of a wakeup per few of them.
+    static let ackReadIntervalNs: Int64 = 2_000_000
     /// No PubAck for this long: the stream (or its leader) lost the message; publish again.
     static let ackTimeoutNs: Int64 = 3_000_000_000
 
@@ -291,6 +298,7 @@ public struct NATSSink: SinkProtocol {
         var inbound = inboundPerSecond
         var inboundRefillAt = lastSend + 1_000_000_000
         var pendingInput = true              // the handshake may have left ops in the parser
+        var ackReadsHeldUntil: Int64 = 0
         if jetstream { out.append(contentsOf: NATSClientCommands.subscribe(String(decoding: framing.inbox, as: UTF8.self) + "*", sid: 1)) }
 
         /// Publishing again helps (no leader yet, storage busy, a lost message): every stream
@@ -426,11 +434,12 @@ public struct NATSSink: SinkProtocol {
                 inbound = inboundPerSecond
                 inboundRefillAt = now + 1_000_000_000
             }
-            let reading = inbound > 0
+            let reading = inbound > 0 && now >= ackReadsHeldUntil
             var fds = [pollfd(fd: stream.fd, events: (reading ? Int16(POLLIN) : 0) | (outOff < out.count ? Int16(POLLOUT) : 0), revents: 0),
                        pollfd(fd: shell.wakeup.fd, events: Int16(POLLIN), revents: 0)]
-            var timeout: Int32 = reading ? 1000 : Int32(max(1, (inboundRefillAt - now) / 1_000_000))
-            if jetstream && js.retryAt > now { timeout = min(timeout, Int32(max(1, (js.retryAt - now) / 1_000_000))) }
+            func msUntil(_ t: Int64) -> Int32 { Int32(max(1, (t - now) / 1_000_000)) }
+            var timeout: Int32 = reading ? 1000 : msUntil(inbound > 0 ? ackReadsHeldUntil : inboundRefillAt)
+            if jetstream && js.retryAt > now { timeout = min(timeout, msUntil(js.retryAt)) }
             if pendingInput || (reading && stream.hasBufferedInput) { timeout = 0 }
             do { _ = try FD.poll(&fds, timeoutMs: timeout) } catch { return .failed("\(error)") }
             if fds[1].revents != 0 { shell.wakeup.drain() }
@@ -440,6 +449,7 @@ public struct NATSSink: SinkProtocol {
             if pendingInput || (reading && (fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 || stream.hasBufferedInput)) {
                 pendingInput = false
                 var reads = 0
+                var drained = false
                 while true {
                     do {
                         while let op = try parser.next() {
@@ -448,7 +458,7 @@ public struct NATSSink: SinkProtocol {
                     } catch {
                         return .failed("\(error)")
                     }
-                    guard reads < NATSSink.readsPerTurn && inbound > 0 else { break }
+                    guard !drained && reads < NATSSink.readsPerTurn && inbound > 0 else { break }
                     reads += 1
                     let res: IOResult
                     do {
@@ -461,9 +471,16 @@ public struct NATSSink: SinkProtocol {
                         break
                     }
                     inbound -= n
+                    drained = n < readBuf.count      // a short read emptied the socket: no read for EAGAIN
                     readBuf.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 }
-                if jetstream { releaseAll() }
+                if jetstream {
+                    releaseAll()
+                    if js.window.waiting > 0 && js.window.waiting <= NATSSink.windowMessages - NATSSink.windowRefillMessages
+                        && js.window.waitingBytes <= NATSSink.windowBytes - NATSSink.windowRefillBytes {
+                        ackReadsHeldUntil = now + NATSSink.ackReadIntervalNs
+                    }
+                }
             }
 
             if jetstream, let oldest = js.window.oldestWaiting(), now - oldest > NATSSink.ackTimeoutNs {
@@ -487,7 +504,8 @@ public struct NATSSink: SinkProtocol {
                         js.attachments.removeAll(keepingCapacity: true)
                         js.slots.removeAll(keepingCapacity: true)
                     }
-                    let open = js.window.waiting < NATSSink.windowMessages && js.window.waitingBytes < NATSSink.windowBytes && now >= js.retryAt
+                    let open = js.window.waiting <= NATSSink.windowMessages - NATSSink.windowRefillMessages
+                        && js.window.waitingBytes <= NATSSink.windowBytes - NATSSink.windowRefillBytes && now >= js.retryAt
                     budget = open ? min(budget, NATSSink.windowBytes - js.window.waitingBytes) : 0
                 }
                 if budget > 0 {
