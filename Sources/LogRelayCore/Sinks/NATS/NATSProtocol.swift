@@ -162,6 +162,7 @@ public struct NATSServerParser {
         buffer.withUnsafeBytes { p -> Line? in     // every index below stays under `end` ≤ p.count
             guard end - from > 4, p[from] == 0x4D, p[from + 1] == 0x53, p[from + 2] == 0x47,
                   p[from + 3] == 0x20 || p[from + 3] == 0x09 else { return nil }
+            if let reply = pubAckLine(p, from + 4, end) { return reply }
             var subject = 0..<0, sid = 0..<0, size = 0..<0
             var count = 0
             var i = from + 4
@@ -193,6 +194,33 @@ public struct NATSServerParser {
             let m = NATSMessage(subject: Array(p[subject]), sid: Array(p[sid]), status: nil, statusText: "", payload: nil)
             return .message(m, headerBytes: 0, totalBytes: total)
         }
+    }
+
+    /// `<inbox><seq> 1  <size>` after "MSG ", byte for byte as nats-server writes a PubAck's line
+    /// (one space or two before the size), with a payload to keep; nil for anything else, which
+    /// the field split reads.
+    private func pubAckLine(_ p: UnsafeRawBufferPointer, _ from: Int, _ end: Int) -> Line? {
+        let n = replyInbox.count
+        guard n > 0, end - from >= n + 5,      // the inbox, a digit, " 1 ", a digit
+              replyInbox.withUnsafeBytes({ memcmp(p.baseAddress! + from, $0.baseAddress!, n) }) == 0 else { return nil }
+        var i = from + n
+        let digits = i
+        var seq: UInt64 = 0
+        while i < end && i - digits < 19 && p[i] >= 0x30 && p[i] <= 0x39 {   // 19 digits cannot overflow
+            seq = seq * 10 + UInt64(p[i] - 0x30)
+            i += 1
+        }
+        guard i > digits, end - i > 3, p[i] == 0x20, p[i + 1] == 0x31, p[i + 2] == 0x20 else { return nil }
+        i += 3
+        if p[i] == 0x20 { i += 1 }          // after the empty reply field
+        let size = i
+        var total = 0
+        while i < end && i - size < 9 && p[i] >= 0x30 && p[i] <= 0x39 {
+            total = total * 10 + Int(p[i] - 0x30)
+            i += 1
+        }
+        guard i == end, i > size, total <= keepPayloadBytes else { return nil }
+        return .reply(seq: seq, totalBytes: total)
     }
 
     /// The sequence number in `<inbox><digits>` (at most 19 digits: no overflow), nil for any
