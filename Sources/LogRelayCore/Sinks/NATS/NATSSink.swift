@@ -8,7 +8,8 @@
 //   count as rejected.
 // - JetStream (nats-jetstream): each message carries a reply subject on the session's inbox
 //   and its line is released by the stream's PubAck, in order per stream, with a bounded
-//   window of messages waiting. Duplicates the stream detected are counted, not re-sent;
+//   window of messages waiting (refilled a quarter at a time; while it has room, PubAcks are
+//   read every 2 ms, in large reads). Duplicates the stream detected are counted, not re-sent;
 //   a message the server refused (-ERR permissions violation: no PubAck comes) counts as
 //   rejected; errors where retrying helps (503, no PubAck in time) rewind every stream to its
 //   release point and publish again after a backoff (the same ids: the stream drops what it holds).
