@@ -19,7 +19,8 @@ Environment (all optional):
   BENCH_LINES_2K      2 KiB lines per scenario, over all containers (default 100000)
   BENCH_CONTAINERS    the "many containers" count (default 100)
   BENCH_ONLY          regex: run only scenarios whose id matches (ids: nats-1c-100B-frame,
-                      nats-100c-2048B-batch, natssub-1c-100B-frame, le-100c-100B-frame, ...)
+                      nats-100c-2048B-batch, natssub-1c-100B-frame, le-100c-100B-frame,
+                      js-1c-100B-frame, ...)
   BENCH_BASELINE_RUNS each machine limit is the best of this many runs (default 3)
   BENCH_BUFFER_SIZE   the plugin's buffer-size option per container (default 8m, the default)
   BENCH_TIMEOUT       seconds to wait for a sink to receive everything (default 120)
@@ -94,6 +95,7 @@ README_MARKER = "<!-- everything below this line is rewritten by bench/bench.py 
 
 # Budget (docs/design.md, "Performance budget"); informational only.
 BUDGET_NATS_US = 1.5
+BUDGET_JS_US = 1.0        # FIFO → NATS JetStream (nats-jetstream=true), 1 container, per-frame
 BUDGET_LE_US = 2.5
 BUDGET_RATE = 400_000
 BUDGET_IDLE_MIB = 12
@@ -283,11 +285,13 @@ def nats_server_binary() -> str:
 
 
 class Nats:
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, jetstream: bool = False):
         self.port, self.http_port = free_port(), free_port()
-        self.logf = open(workdir / "nats-server.log", "wb")
+        name = "nats-server-js" if jetstream else "nats-server"
+        self.logf = open(workdir / f"{name}.log", "wb")
+        js = ["-js", "-sd", str(workdir / f"{name}-store")] if jetstream else []
         self.p = subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port),
-                                   "-m", str(self.http_port)],
+                                   "-m", str(self.http_port), *js],
                                   stdout=self.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         STARTED.append(self.p)
         if not wait_until(lambda: port_accepts(self.port) and port_accepts(self.http_port), 10):
@@ -320,6 +324,44 @@ class Nats:
     def plugin_connections(self) -> int:
         conns = self.get("/connz?limit=1024").get("connections") or []
         return sum(1 for c in conns if not str(c.get("name", "")).startswith("bench-"))
+
+    def js_request(self, subject: str, body: dict | None = None, timeout: float = 10) -> dict:
+        """A JetStream API request over a raw connection; its JSON reply."""
+        raw = json.dumps(body).encode() if body is not None else b""
+        inbox = b"_INBOX.bench-" + uuid.uuid4().hex.encode()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            buf = _read_until(s, b"\r\n")
+            s.sendall(b'CONNECT {"verbose":false,"pedantic":false,"name":"bench-jsapi"}\r\n'
+                      b"SUB %s 1\r\nPUB %s %s %d\r\n%s\r\n" % (inbox, subject.encode(), inbox, len(raw), raw))
+            buf = _read_until(s, b"MSG " + inbox, buf)
+            buf = buf[buf.index(b"MSG " + inbox):]
+            buf = _read_until(s, b"\r\n", buf)
+            line, _, rest = buf.partition(b"\r\n")
+            n = int(line.split()[-1])
+            while len(rest) < n:
+                d = s.recv(65536)
+                if not d:
+                    raise ConnectionError("closed")
+                rest += d
+            return json.loads(rest[:n])
+
+    def new_stream(self, subjects: list[str]):
+        """An empty file-storage stream LOGS on `subjects` (deleted and made again)."""
+        def create() -> bool:
+            try:
+                self.js_request("$JS.API.STREAM.DELETE.LOGS", timeout=2)
+                r = self.js_request("$JS.API.STREAM.CREATE.LOGS", {
+                    "name": "LOGS", "subjects": subjects, "storage": "file",
+                    "duplicate_window": 120_000_000_000}, timeout=2)
+                return "error" not in r
+            except (OSError, ValueError):   # JetStream not up yet
+                return False
+        if not wait_until(create, 20, 0.2):
+            raise RuntimeError("could not create the JetStream stream LOGS")
+
+    def stored(self) -> int:
+        """Messages stored in JetStream (/jsz: every stream of the server)."""
+        return int(self.get("/jsz").get("messages", 0))
 
     def stop(self):
         forget(self.p)
@@ -699,7 +741,7 @@ def info(k: int, config: dict) -> dict:
 
 @dataclass
 class Scenario:
-    sink: str        # nats | natssub | le
+    sink: str        # nats | natssub | le | js (NATS JetStream, nats-jetstream=true)
     k: int           # containers (FIFOs)
     size: int        # line bytes
     mode: str        # frame | batch
@@ -724,7 +766,8 @@ class Scenario:
         ctr = "1 container" if self.k == 1 else f"{self.k} containers"
         if self.rate:
             return f"paced {self.rate / 1000:g} k lines/s in total, {ctr}, {self.size} B → NATS + subscriber"
-        sink = {"nats": "NATS", "natssub": "NATS + subscriber", "le": "Logentries TLS"}[self.sink]
+        sink = {"nats": "NATS", "natssub": "NATS + subscriber", "le": "Logentries TLS",
+                "js": "NATS JetStream (file stream)"}[self.sink]
         size = "2 KiB" if self.size == 2048 else f"{self.size} B"
         mode = "per-frame" if self.mode == "frame" else "batched"
         return f"FIFO → {sink}, {ctr}, {size}, {mode}"
@@ -763,6 +806,8 @@ def all_scenarios() -> list[Scenario]:
         out.append(Scenario("natssub", k, 100, "frame"))
     for k in (1, MANY):
         out.append(Scenario("le", k, 100, "frame"))
+    for k in (1, MANY):
+        out.append(Scenario("js", k, 100, "frame"))
     for k in (1, MANY):
         for rate in PACED_RATES:
             out.append(Scenario("natssub", k, 100, "frame", rate))
@@ -925,6 +970,8 @@ def run_scenario(sc: Scenario, exe: str, workdir: Path, nats: Nats, pki, le_sink
     try:
         if sc.sink == "natssub":
             sub = CountingSink(_nats_sub_main, nats.port, "bench.>", latency=bool(sc.rate), lat_every=LAT_EVERY)
+        if sc.sink == "js":
+            nats.new_stream(["bench.>"])
         lg = Loadgen(exe, fifos, sc.lines, sc.size, sc.mode, sc.rate)
         n = sc.lines * sc.k
         start_ms = []
@@ -937,6 +984,10 @@ def run_scenario(sc: Scenario, exe: str, workdir: Path, nats: Nats, pki, le_sink
             else:
                 cfg = {"nats-servers": f"nats://127.0.0.1:{nats.port}", "tag": f"bench.c{k}",
                        "buffer-size": BUFFER_SIZE}
+                if sc.sink == "js":
+                    # The stream stores more slowly than the generator writes: back-pressure into
+                    # the FIFO (as a container feels it) instead of dropping what it cannot take.
+                    cfg.update({"nats-jetstream": "true", "buffer-full": "block"})
             t_call = time.monotonic_ns()
             status, body = plugin.call("/LogDriver.StartLogging", {"File": f, "Info": info(k, cfg)})
             start_ms.append((time.monotonic_ns() - t_call) / 1e6)
@@ -972,13 +1023,15 @@ def run_scenario(sc: Scenario, exe: str, workdir: Path, nats: Nats, pki, le_sink
 
         if sc.sink == "nats":
             got = lambda: nats.in_msgs() - base_msgs  # noqa: E731
+        elif sc.sink == "js":
+            got = nats.stored
         else:
             snk = le_sink if sc.sink == "le" else sub
             got = snk.received
         t_done = None
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
-            if sc.sink == "nats":
+            if sc.sink in ("nats", "js"):
                 if got() >= n:
                     t_done = time.monotonic_ns()
                     break
@@ -1503,12 +1556,13 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="logrelay-bench-"))
     results: dict[str, Result] = {}
     baselines: list[Result] = []
-    nats = le_sink = None
+    nats = js_nats = le_sink = None
     floors: dict[int, Result] = {}
     docker_db, docker_why = None, "not run (an earlier error)"
     startlog: list[str] = []
     try:
         nats = Nats(workdir)
+        js_nats = Nats(workdir, jetstream=True) if any(sc.sink == "js" for sc in scenarios) else None
         pki = make_pki(workdir / "pki")
 
         # -- the machine's limits, same run ------------------------------------------------------
@@ -1567,13 +1621,13 @@ def main() -> int:
         for sc in scenarios:
             log(f"scenario {sc.id}: {sc.k} × {sc.lines} lines of {sc.size} B")
             try:
-                r = run_scenario(sc, exe, workdir, nats, pki, le_sink)
+                r = run_scenario(sc, exe, workdir, js_nats if sc.sink == "js" else nats, pki, le_sink)
             except Exception as e:  # noqa: BLE001 — a failed scenario is a row, not a crash
                 r = Result(sc.title, size=sc.size, note=f"ERROR: {e}")
             if r.seconds > 0 and not sc.rate:
                 rb = reader[(sc.k, sc.size, sc.mode, sc.lines)]
                 r.fifo_ratio = r.rate / rb.rate if rb.rate > 0 else None
-                sk = ("le", sc.size) if sc.sink == "le" else (sc.size, sc.sink == "natssub")
+                sk = (sc.sink, sc.size) if sc.sink in ("le", "js") else (sc.size, sc.sink == "natssub")
                 if sk in ingest and ingest[sk].rate > 0:
                     r.sink_ratio = r.rate / ingest[sk].rate
             results[sc.id] = r
@@ -1606,6 +1660,8 @@ def main() -> int:
             le_sink.stop()
         if nats:
             nats.stop()
+        if js_nats:
+            js_nats.stop()
         for p in list(STARTED):
             forget(p)
         if KEEP:
@@ -1624,6 +1680,9 @@ def main() -> int:
     r = get("nats-1c-100B-frame")
     budget.append(f"- plugin CPU per 100-byte line, FIFO → NATS (1 container, per-frame writes like dockerd) "
                   f"≤ {BUDGET_NATS_US} µs: " + (f"{r.cpu_us:.2f} µs {mark(r.cpu_us <= BUDGET_NATS_US)}" if r else "n/a"))
+    r = get("js-1c-100B-frame")
+    budget.append(f"- JetStream CPU per 100-byte line (FIFO → NATS JetStream, 1 container, per-frame) "
+                  f"≤ {BUDGET_JS_US} µs: " + (f"{r.cpu_us:.2f} µs {mark(r.cpu_us <= BUDGET_JS_US)}" if r else "n/a"))
     r = get("le-1c-100B-frame")
     budget.append(f"- plugin CPU per 100-byte line, FIFO → Logentries over TLS ≤ {BUDGET_LE_US} µs: "
                   + (f"{r.cpu_us:.2f} µs {mark(r.cpu_us <= BUDGET_LE_US)}" if r else

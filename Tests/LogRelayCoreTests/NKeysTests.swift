@@ -124,6 +124,28 @@ final class NKeysTests: XCTestCase {
         }
     }
 
+    func testNATSServersPubAcksReadWithoutTheJSONWalkAgreeWithIt() {
+        func both(_ s: String) -> (NATSPubAck?, NATSPubAck?) {
+            Array(s.utf8).withUnsafeBytes { p in
+                var r = PubAckReader(bytes: p)
+                return (PubAckReader.stored(p), r.ack())
+            }
+        }
+        for (text, want) in [(#"{"stream":"LOGS", "seq":1}"#, NATSPubAck.stored(seq: 1, duplicate: false)),
+                             (#"{"stream":"L", "seq":18446744073709551615,"duplicate": true}"#, .stored(seq: .max, duplicate: true))] {
+            let (fast, walked) = both(text)
+            XCTAssertEqual(fast, want, text)
+            XCTAssertEqual(walked, want, text)
+        }
+        // Left to the JSON walk: other spacing, a domain, an escape, overflow, anything after the end.
+        for other in [#"{"stream":"LOGS","seq":1}"#, #"{"stream":"LOGS", "domain":"hub", "seq":1}"#, #"{"stream":"L"S", "seq":1}"#,
+                      #"{"stream":"", "seq":1}"#, #"{"stream":"L", "seq":18446744073709551616}"#, #"{"stream":"L", "seq":1} "#,
+                      #"{"stream":"L", "seq":1,"duplicate": true} "#, #"{"stream":"L", "seq":}"#, #"{"stream":"L"#] {
+            XCTAssertNil(both(other).0, other)
+        }
+        XCTAssertEqual(NATSPubAck.parse(Array(#"{"stream":"LOGS","seq":1}"#.utf8)), .stored(seq: 1, duplicate: false))
+    }
+
     func testHMSGStatusAndMSGPayloadAreKept() throws {
         var p = NATSServerParser()
         let bytes = Array("HMSG _INBOX.x.1 1 16 16\r\nNATS/1.0 503\r\n\r\n\r\nMSG _INBOX.x.2 1  26\r\n{\"stream\":\"LOGS\", \"seq\":1}\r\n".utf8)
@@ -137,10 +159,13 @@ final class NKeysTests: XCTestCase {
 
     func testReplySequenceOnlyForOurInbox() {
         let inbox = Array("_INBOX.abc.".utf8)
-        XCTAssertEqual(NATSSink.replySequence(Array("_INBOX.abc.42".utf8), inbox: inbox), 42)
-        XCTAssertNil(NATSSink.replySequence(Array("_INBOX.abd.42".utf8), inbox: inbox))
-        XCTAssertNil(NATSSink.replySequence(Array("_INBOX.abc.4x".utf8), inbox: inbox))
-        XCTAssertNil(NATSSink.replySequence(Array("_INBOX.abc.".utf8), inbox: inbox))
-        XCTAssertNil(NATSSink.replySequence(Array("_INBOX.abc.99999999999999999999".utf8), inbox: inbox))
+        func replySequence(_ s: String, inbox: [UInt8]) -> UInt64? {
+            Array(s.utf8).withUnsafeBytes { NATSServerParser.replySequence($0, inbox: inbox) }
+        }
+        XCTAssertEqual(replySequence("_INBOX.abc.42", inbox: inbox), 42)
+        XCTAssertNil(replySequence("_INBOX.abd.42", inbox: inbox))
+        XCTAssertNil(replySequence("_INBOX.abc.4x", inbox: inbox))
+        XCTAssertNil(replySequence("_INBOX.abc.", inbox: inbox))
+        XCTAssertNil(replySequence("_INBOX.abc.99999999999999999999", inbox: inbox))
     }
 }

@@ -48,6 +48,39 @@ from testkit import (NatsServer, cpu_seconds, fd_count, free_port, nats_server_b
                      port_accepts, rss_kib, stop_process, thread_count, unix_accepts, wait_until)
 from testpki import PKI, make_pki, nats_tls_block  # noqa: E402,F401
 
+import pytest  # noqa: E402
+
+# nats-server binaries for the tests that run on each version: Debian's 2.9.10 and the 2.10 /
+# 2.15 that `make deps` extracts (Tests/support/engines.sh); those absent are left out.
+_NATS_CANDIDATES = ["/usr/sbin/nats-server", str(REPO / "build/engines/trixie/usr/sbin/nats-server"),
+                    str(REPO / "build/engines/sid/usr/sbin/nats-server")]
+
+
+def _nats_version(path: str) -> tuple:
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+    return tuple(int(x) for x in out.strip().rsplit("v", 1)[-1].split("-")[0].split(".")[:3])
+
+
+NATS_SERVERS = {p: _nats_version(p) for p in _NATS_CANDIDATES if os.access(p, os.X_OK)}
+
+
+def nats_server_params(which: str = "all") -> list:
+    """pytest params over NATS_SERVERS, oldest first, with ids like nats-2.10.27; `which` is
+    "all" or "ends" (the oldest and the newest)."""
+    ordered = sorted(NATS_SERVERS.items(), key=lambda kv: kv[1])
+    if which == "ends":
+        ordered = list({p: v for p, v in (ordered[:1] + ordered[-1:])}.items())
+    return [pytest.param(p, id="nats-" + ".".join(map(str, v))) for p, v in ordered]
+
+
+@pytest.fixture(params=nats_server_params())
+def server_bin(request, monkeypatch):
+    """Selects the nats-server binary for everything the test starts (import it into the test
+    module; `@pytest.mark.parametrize("server_bin", nats_server_params("ends"), indirect=True)`
+    narrows the versions)."""
+    monkeypatch.setenv("NATS_SERVER", request.param)
+    return request.param
+
 # Generous bound for "it eventually arrives"; never a performance assertion.
 DELIVERY_TIMEOUT = float(os.environ.get("LOGRELAY_IT_TIMEOUT", "30"))
 # Bound for "the plugin answers promptly" (liveness, not performance).

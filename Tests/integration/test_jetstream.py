@@ -10,6 +10,9 @@ at ~50,000 lines/s in a 3-node cluster and restarted; the only server SIGKILLed 
 restarted; the plugin SIGKILLed and re-attached (lines the dead process had read but not yet
 published are lost with it: they are allowed to be missing, never to be stored twice).
 An independent nats-py subscriber checks the headers. Rates are paced, never asserted.
+A user denied one container's subject gets that container's lines rejected once, never
+published again. The single-server cases run on every nats-server binary there is (2.9.10,
+and the 2.10 / 2.15 of `make deps`), the R3 cluster on the oldest and the newest.
 """
 
 import asyncio
@@ -17,12 +20,14 @@ import json
 import signal
 import threading
 import time
+import uuid
 
 import nats
 import pytest
 
-from helpers import (DELIVERY_TIMEOUT, PROMPT, Subscriber, first_occurrences, free_port, metric,
-                     numbered_lines, paced_send, wait_until)
+from helpers import (DELIVERY_TIMEOUT, PROMPT, Subscriber, assert_accounting, first_occurrences, free_port, metric,
+                     nats_server_params, numbered_lines, paced_send, secret, server_bin,  # noqa: F401 (a fixture)
+                     wait_until)
 
 STREAM = "LOGS"
 N = 200_000            # 4 s at ~50,000 lines/s
@@ -159,7 +164,8 @@ def _leader(nodes):
     return next((n for n in nodes if n.dir.name.startswith(name + "-")), None) if name else None
 
 
-def test_r3_stream_leader_killed_mid_stream_every_line_stored_exactly_once(daemon, plugin, nats_factory, workdir):
+@pytest.mark.parametrize("server_bin", nats_server_params("ends"), indirect=True)
+def test_r3_stream_leader_killed_mid_stream_every_line_stored_exactly_once(server_bin, daemon, plugin, nats_factory, workdir):
     nodes = _js_cluster(nats_factory, workdir)
     urls = [n.url for n in nodes]
     c = daemon.container({"nats-servers": ",".join(urls), "nats-jetstream": "true",
@@ -199,7 +205,7 @@ def test_r3_stream_leader_killed_mid_stream_every_line_stored_exactly_once(daemo
     assert not c.stop().failed
 
 
-def test_only_server_killed_and_restarted_every_line_stored_exactly_once(daemon, plugin, nats_factory, workdir):
+def test_only_server_killed_and_restarted_every_line_stored_exactly_once(server_bin, daemon, plugin, nats_factory, workdir):
     server = nats_factory(extra_config=_js_conf(workdir, "single"), monitor=True, name="single")
     c = daemon.container({"nats-servers": server.url, "nats-jetstream": "true", "buffer-size": "128m"})
     _create_stream(server.url, [c.short_id])
@@ -276,6 +282,55 @@ def test_plugin_killed_and_reattached_nothing_stored_twice(daemon, plugin, nats_
     assert not c.stop().failed
 
 
+def test_a_refused_subject_is_counted_rejected_not_published_again(server_bin, daemon, plugin, nats_factory, workdir):
+    """A user whose publish permission denies one container's subject: the server answers each
+    of its messages with -ERR and no PubAck. Its lines are rejected once, never published again;
+    the other container on the same connection gets every line stored exactly once."""
+    pw = secret("js-perm-" + uuid.uuid4().hex[:12])
+    admin_pw = secret("js-admin-" + uuid.uuid4().hex[:12])
+    server = nats_factory(monitor=True, name="perm", extra_config=_js_conf(workdir, "perm") + (
+        "authorization {\n  users = [\n"
+        f'    {{user: "u", password: "{pw}", permissions: {{publish: {{deny: ["logs.denied"]}}}}}}\n'
+        f'    {{user: "admin", password: "{admin_pw}"}}\n'
+        "  ]\n}\n"))
+    admin_url = f"nats://admin:{admin_pw}@127.0.0.1:{server.port}"
+    common = {"nats-servers": server.url, "nats-user": "u", "nats-pass": pw, "nats-jetstream": "true"}
+    denied = daemon.container({**common, "nats-subject": "logs.denied"})
+    allowed = daemon.container({**common, "nats-subject": "logs.allowed"})
+    _create_stream(admin_url, ["logs.>"])
+    denied.start_ok()
+    allowed.start_ok()
+    n = 3000
+    denied_lines, allowed_lines = numbered_lines(b"denied", n), numbered_lines(b"allowed", n)
+    for i in range(0, n, 500):     # both streams at once, so their messages share the window
+        denied.send_entries(denied_lines[i:i + 500])
+        allowed.send_entries(allowed_lines[i:i + 500])
+    for c in (denied, allowed):
+        assert wait_until(_settled(plugin, c, n), DELIVERY_TIMEOUT, 0.5), (c.name, _counters(plugin, c))
+    kd, ka = _counters(plugin, denied), _counters(plugin, allowed)
+    assert kd["lines_rejected_total"] == n and kd["lines_published_total"] == 0 and kd["lines_dropped_total"] == 0, kd
+    assert ka["lines_published_total"] == n and ka["lines_rejected_total"] == 0, ka
+    for c in (denied, allowed):
+        assert_accounting(plugin.socket, c.name)
+
+    # Nothing is published again: longer than the 3 s PubAck timeout that used to rewind it.
+    def plugin_conns():     # open and closed: every connection the plugin made
+        return [x for x in server.connz("all").get("connections") or [] if x.get("name") == "logrelay"]
+    in_msgs = sum(x["in_msgs"] for x in plugin_conns())
+    time.sleep(5)
+    conns = plugin_conns()
+    assert len(conns) == 1, f"{len(conns)} plugin connections: the refusals must not end the connection"
+    assert conns[0]["in_msgs"] == in_msgs, f"the plugin published {conns[0]['in_msgs'] - in_msgs} more messages after settling"
+    kd2 = _counters(plugin, denied)
+    assert kd2 == kd and kd2["lines_resent_total"] == 0, (kd, kd2)
+    count, ids = _check_exactly_once([admin_url], allowed_lines)
+    assert count == n and ids == n
+    said = [ln for ln in plugin.output().splitlines() if "refused to publish" in ln]
+    assert len(said) == 1, f"the refusal is logged once per subject, not per line: {said[:3]} ({len(said)} lines)"
+    assert "logs.denied" in said[0]
+    assert not denied.stop().failed and not allowed.stop().failed
+
+
 class _HeaderSubscriber(Subscriber):
     """The harness's subscriber, keeping each message's headers."""
 
@@ -293,7 +348,7 @@ class _HeaderSubscriber(Subscriber):
 
 
 @pytest.mark.parametrize("jetstream", [False, True])
-def test_independent_subscriber_sees_headers_and_stable_ids(jetstream, daemon, plugin, nats_factory, workdir):
+def test_independent_subscriber_sees_headers_and_stable_ids(jetstream, server_bin, daemon, plugin, nats_factory, workdir):
     server = nats_factory(extra_config=_js_conf(workdir, "hdr"), monitor=True, name="hdr")
     config = {"nats-servers": server.url}
     if jetstream:

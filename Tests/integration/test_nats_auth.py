@@ -12,39 +12,16 @@ import base64
 import hashlib
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import PROMPT, metrics_text, nats_tls_block, secret, text, tls_context, wait_until
+from helpers import (NATS_SERVERS, PROMPT, metrics_text, nats_tls_block, secret, server_bin,  # noqa: F401 (a fixture)
+                     text, tls_context, wait_until)
 
 nkeys = pytest.importorskip("nkeys", reason="pip install nkeys (makes the test keys)")
 import nacl.signing  # noqa: E402  (nkeys depends on PyNaCl)
-
-_ROOT = Path(__file__).resolve().parents[2]
-_CANDIDATES = ["/usr/sbin/nats-server", str(_ROOT / "build/engines/trixie/usr/sbin/nats-server"),
-               str(_ROOT / "build/engines/sid/usr/sbin/nats-server")]
-
-
-def _version(path: str) -> tuple:
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
-    return tuple(int(x) for x in out.strip().rsplit("v", 1)[-1].split("-")[0].split(".")[:3])
-
-
-SERVERS = {p: _version(p) for p in _CANDIDATES if os.access(p, os.X_OK)}
-
-
-def _server_params():
-    return [pytest.param(p, id="nats-" + ".".join(map(str, v))) for p, v in sorted(SERVERS.items(), key=lambda kv: kv[1])]
-
-
-@pytest.fixture(params=_server_params())
-def server_bin(request, monkeypatch):
-    """Selects the nats-server binary for everything the test starts."""
-    monkeypatch.setenv("NATS_SERVER", request.param)
-    return request.param
 
 
 # ---------------------------------------------------------------------------
@@ -148,7 +125,7 @@ def test_nkey_user_in_an_authorization_block(server_bin, daemon, plugin, nats_fa
 
 
 def test_bad_key_files_fail_start_logging_without_showing_the_seed(server_bin, daemon, workdir):
-    if server_bin != sorted(SERVERS, key=SERVERS.get)[0]:
+    if server_bin != sorted(NATS_SERVERS, key=NATS_SERVERS.get)[0]:
         pytest.skip("StartLogging's file checks do not depend on the server version")
     user = Key(nkeys.PREFIX_BYTE_USER)
     bad = Path(workdir) / "bad.nk"
@@ -249,8 +226,8 @@ def test_rotated_credentials_are_used_after_the_next_reconnect(server_bin, daemo
 
 
 def test_tls_first(server_bin, daemon, plugin, nats_factory, subscriber_factory, pki):
-    if SERVERS[server_bin] < (2, 10, 4):
-        pytest.skip(f"handshake_first arrived in nats-server 2.10.4 (this one is {'.'.join(map(str, SERVERS[server_bin]))})")
+    if NATS_SERVERS[server_bin] < (2, 10, 4):
+        pytest.skip(f"handshake_first arrived in nats-server 2.10.4 (this one is {'.'.join(map(str, NATS_SERVERS[server_bin]))})")
     tls = nats_tls_block(pki).replace("tls {\n", "tls {\n  handshake_first: true\n")
     server = nats_factory(extra_config=tls, monitor=True)
     url = f"tls://127.0.0.1:{server.port}"

@@ -2,6 +2,7 @@
 // sends (INFO, PING, PONG, +OK, -ERR, MSG/HMSG), the bytes we send (CONNECT, SUB), and the
 // byte-level parser of JetStream's PubAck replies.
 import FoundationEssentials
+import Glibc
 
 public enum NATSServerOp: Equatable, Sendable {
     case info(NATSInfo)
@@ -10,6 +11,9 @@ public enum NATSServerOp: Equatable, Sendable {
     case ok
     case err(String)          // text without quotes, as sent
     case msg(NATSMessage)     // a delivered message (JetStream replies to our inbox)
+    /// A MSG on `replyInbox` with sid 1, read in place: the sequence number its subject ends in
+    /// and its payload as a PubAck (nil: the payload is not one).
+    case pubAck(seq: UInt64, NATSPubAck?)
 }
 
 /// A MSG or HMSG. Payloads larger than the parser's `keepPayloadBytes` are skipped, never
@@ -62,6 +66,10 @@ public struct NATSServerParser {
     private var start = 0
     private var skipPayload = 0      // bytes of a large MSG payload (+CRLF) still to skip
     private var pending: (message: NATSMessage, headerBytes: Int, totalBytes: Int)? = nil  // a MSG waiting for its payload
+    private var pendingReply: (seq: UInt64, totalBytes: Int)? = nil   // a reply to replyInbox waiting for its payload
+    /// "_INBOX.<random>.": MSGs on `<replyInbox><digits>` with sid 1 come as `.pubAck`, without
+    /// copying their subject or payload (one arrives per JetStream publish). Empty: none do.
+    public var replyInbox: [UInt8] = []
     public let maxLineBytes: Int
     /// Payloads up to this size are kept; larger ones are skipped as they arrive.
     public let keepPayloadBytes: Int
@@ -88,6 +96,13 @@ public struct NATSServerParser {
                 skipPayload -= n
                 if skipPayload > 0 { return nil }
             }
+            if let r = pendingReply {
+                guard buffer.count - start >= r.totalBytes + 2 else { compact(); return nil }
+                pendingReply = nil
+                let ack = buffer.withUnsafeBytes { NATSPubAck.parse(UnsafeRawBufferPointer(rebasing: $0[start..<(start + r.totalBytes)])) }
+                start += r.totalBytes + 2
+                return .pubAck(seq: r.seq, ack)
+            }
             if let p = pending {
                 guard buffer.count - start >= p.totalBytes + 2 else { compact(); return nil }
                 pending = nil
@@ -98,7 +113,7 @@ public struct NATSServerParser {
                 m.payload = Array(body.dropFirst(p.headerBytes))
                 return .msg(m)
             }
-            guard let nl = buffer[start...].firstIndex(of: 0x0A) else {
+            guard let nl = newline(from: start) else {
                 if buffer.count - start > maxLineBytes {
                     throw NATSProtocolError(message: "server sent a line longer than \(maxLineBytes) bytes")
                 }
@@ -118,6 +133,7 @@ public struct NATSServerParser {
             start = nl + 1
             switch parsed {
             case .op(let op): return op
+            case .reply(let seq, let totalBytes): pendingReply = (seq, totalBytes)
             case .message(let m, let headerBytes, let totalBytes):
                 if totalBytes <= keepPayloadBytes {
                     pending = (m, headerBytes, totalBytes)
@@ -129,41 +145,96 @@ public struct NATSServerParser {
         }
     }
 
-    /// A well-formed `MSG <subject> <sid> [reply] <#bytes>` (upper case, single spaces: what
-    /// nats-server sends for each PubAck) read in place, without copying the line; nil for
-    /// anything else, which the general parser handles (and refuses when malformed).
+    /// The index of the first LF at or after `from`.
+    private func newline(from: Int) -> Int? {
+        buffer.withUnsafeBytes { p in
+            guard from < p.count, let hit = memchr(p.baseAddress! + from, 0x0A, p.count - from) else { return nil }
+            return UnsafeRawPointer(hit) - p.baseAddress!
+        }
+    }
+
+    /// A well-formed `MSG <subject> <sid> [reply] <#bytes>` (upper case; what nats-server sends
+    /// for each PubAck, with a double space for the empty reply field) read in place, without
+    /// copying the line: a reply to `replyInbox` with sid 1 whose payload is kept becomes
+    /// `.reply`, any other MSG a message. Nil for anything else, which the general parser
+    /// handles (and refuses when malformed).
     private func msgLine(_ from: Int, _ end: Int) -> Line? {
-        guard end - from > 4, buffer[from] == 0x4D, buffer[from + 1] == 0x53, buffer[from + 2] == 0x47, buffer[from + 3] == 0x20 else { return nil }
-        var fields: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)   // up to 4 fields: start, end
-        var count = 0
-        var i = from + 4
-        while i < end {
-            let f = i
-            while i < end && buffer[i] != 0x20 {
-                if buffer[i] == 0x09 { return nil }
-                i += 1
+        buffer.withUnsafeBytes { p -> Line? in     // every index below stays under `end` ≤ p.count
+            guard end - from > 4, p[from] == 0x4D, p[from + 1] == 0x53, p[from + 2] == 0x47,
+                  p[from + 3] == 0x20 || p[from + 3] == 0x09 else { return nil }
+            if let reply = pubAckLine(p, from + 4, end) { return reply }
+            var subject = 0..<0, sid = 0..<0, size = 0..<0
+            var count = 0
+            var i = from + 4
+            while true {
+                while i < end && (p[i] == 0x20 || p[i] == 0x09) { i += 1 }
+                guard i < end else { break }
+                let f = i
+                while i < end && p[i] != 0x20 && p[i] != 0x09 { i += 1 }
+                switch count {
+                case 0: subject = f..<i
+                case 1: sid = f..<i
+                case 2, 3: size = f..<i     // the last field is the size; a reply before it is ignored
+                default: return nil
+                }
+                count += 1
             }
-            guard i > f, count < 4 else { return nil }
-            withUnsafeMutableBytes(of: &fields) { p in
-                p.storeBytes(of: f, toByteOffset: count * 16, as: Int.self)
-                p.storeBytes(of: i, toByteOffset: count * 16 + 8, as: Int.self)
+            guard count == 3 || count == 4, size.count <= 9 else { return nil }
+            var total = 0
+            for j in size {
+                let d = p[j]
+                guard d >= 0x30 && d <= 0x39 else { return nil }
+                total = total * 10 + Int(d - 0x30)
             }
-            count += 1
+            guard total <= NATSServerParser.maxMessageBytes else { return nil }
+            if total <= keepPayloadBytes, sid.count == 1, p[sid.lowerBound] == 0x31,
+               let seq = NATSServerParser.replySequence(UnsafeRawBufferPointer(rebasing: p[subject]), inbox: replyInbox) {
+                return .reply(seq: seq, totalBytes: total)
+            }
+            let m = NATSMessage(subject: Array(p[subject]), sid: Array(p[sid]), status: nil, statusText: "", payload: nil)
+            return .message(m, headerBytes: 0, totalBytes: total)
+        }
+    }
+
+    /// `<inbox><seq> 1  <size>` after "MSG ", byte for byte as nats-server writes a PubAck's line
+    /// (one space or two before the size), with a payload to keep; nil for anything else, which
+    /// the field split reads.
+    private func pubAckLine(_ p: UnsafeRawBufferPointer, _ from: Int, _ end: Int) -> Line? {
+        let n = replyInbox.count
+        guard n > 0, end - from >= n + 5,      // the inbox, a digit, " 1 ", a digit
+              replyInbox.withUnsafeBytes({ memcmp(p.baseAddress! + from, $0.baseAddress!, n) }) == 0 else { return nil }
+        var i = from + n
+        let digits = i
+        var seq: UInt64 = 0
+        while i < end && i - digits < 19 && p[i] >= 0x30 && p[i] <= 0x39 {   // 19 digits cannot overflow
+            seq = seq * 10 + UInt64(p[i] - 0x30)
             i += 1
         }
-        guard count == 3 || count == 4 else { return nil }
-        let (s0, e0, s1, e1) = (fields.0, fields.1, fields.2, fields.3)
-        let sizeStart = count == 3 ? fields.4 : fields.6, sizeEnd = count == 3 ? fields.5 : fields.7
-        guard sizeEnd - sizeStart <= 9 else { return nil }
+        guard i > digits, end - i > 3, p[i] == 0x20, p[i + 1] == 0x31, p[i + 2] == 0x20 else { return nil }
+        i += 3
+        if p[i] == 0x20 { i += 1 }          // after the empty reply field
+        let size = i
         var total = 0
-        for j in sizeStart..<sizeEnd {
-            let d = buffer[j]
-            guard d >= 0x30 && d <= 0x39 else { return nil }
-            total = total * 10 + Int(d - 0x30)
+        while i < end && i - size < 9 && p[i] >= 0x30 && p[i] <= 0x39 {
+            total = total * 10 + Int(p[i] - 0x30)
+            i += 1
         }
-        guard total <= NATSServerParser.maxMessageBytes else { return nil }
-        let m = NATSMessage(subject: Array(buffer[s0..<e0]), sid: Array(buffer[s1..<e1]), status: nil, statusText: "", payload: nil)
-        return .message(m, headerBytes: 0, totalBytes: total)
+        guard i == end, i > size, total <= keepPayloadBytes else { return nil }
+        return .reply(seq: seq, totalBytes: total)
+    }
+
+    /// The sequence number in `<inbox><digits>` (at most 19 digits: no overflow), nil for any
+    /// other subject or an empty inbox.
+    static func replySequence(_ subject: UnsafeRawBufferPointer, inbox: [UInt8]) -> UInt64? {
+        guard !inbox.isEmpty, subject.count > inbox.count, subject.count <= inbox.count + 19,
+              inbox.withUnsafeBytes({ memcmp(subject.baseAddress!, $0.baseAddress!, inbox.count) }) == 0 else { return nil }
+        var n: UInt64 = 0
+        for k in inbox.count..<subject.count {
+            let b = subject[k]
+            guard b >= 0x30 && b <= 0x39 else { return nil }
+            n = n * 10 + UInt64(b - 0x30)
+        }
+        return n
     }
 
     /// `NATS/1.0 503 No Responders` → status 503 and its text; other header lines are ignored.
@@ -179,6 +250,7 @@ public struct NATSServerParser {
     enum Line {
         case op(NATSServerOp)
         case message(NATSMessage, headerBytes: Int, totalBytes: Int)
+        case reply(seq: UInt64, totalBytes: Int)
     }
 
     private mutating func compact() {
@@ -272,20 +344,29 @@ public enum NATSPubAck: Equatable, Sendable {
 
     /// nil when the payload is not a PubAck (not a JSON object, or neither `error` nor a
     /// non-empty `stream` with a `seq`).
-    public static func parse(_ p: [UInt8]) -> NATSPubAck? {
+    public static func parse(_ p: [UInt8]) -> NATSPubAck? { p.withUnsafeBytes { parse($0) } }
+
+    /// Reads the PubAck where it lies (the parser's buffer).
+    static func parse(_ p: UnsafeRawBufferPointer) -> NATSPubAck? {
         guard p.count <= 4096 else { return nil }
+        if let ack = PubAckReader.stored(p) { return ack }
         var r = PubAckReader(bytes: p)
         return r.ack()
     }
 }
 
 /// A tiny JSON reader for the fields of a PubAck; anything else is skipped with a depth limit.
+/// Every read is checked against `end` (raw buffer subscripts are not checked in release builds).
 struct PubAckReader {
-    let bytes: [UInt8]
+    let bytes: UnsafeRawBufferPointer
     var i = 0
+    let end: Int
     static let maxDepth = 16
 
-    init(bytes: [UInt8]) { self.bytes = bytes }
+    init(bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+        end = bytes.count
+    }
 
     mutating func ack() -> NATSPubAck? {
         var stream = false, seq: UInt64? = nil, duplicate = false
@@ -313,19 +394,19 @@ struct PubAckReader {
         }
         guard ok else { return nil }
         skipSpace()
-        guard i == bytes.count else { return nil }
+        guard i == end else { return nil }
         if let (c, e, t) = error { return .error(code: c, errCode: e, description: t) }
         guard stream, let seq else { return nil }
         return .stored(seq: seq, duplicate: duplicate)
     }
 
     mutating func skipSpace() {
-        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D { i += 1 }
+        while i < end, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D { i += 1 }
     }
 
     mutating func eat(_ c: UInt8) -> Bool {
         skipSpace()
-        guard i < bytes.count, bytes[i] == c else { return false }
+        guard i < end, bytes[i] == c else { return false }
         i += 1
         return true
     }
@@ -334,10 +415,8 @@ struct PubAckReader {
     enum Key {
         case stream, seq, duplicate, error, code, errCode, description, other
 
-        init(_ k: ArraySlice<UInt8>) {
-            func is_(_ s: StaticString) -> Bool {
-                k.count == s.utf8CodeUnitCount && k.elementsEqual(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-            }
+        init(_ k: UnsafeRawBufferPointer) {
+            func is_(_ s: StaticString) -> Bool { PubAckReader.equal(k, s) }
             self = is_("stream") ? .stream : is_("seq") ? .seq : is_("duplicate") ? .duplicate : is_("error") ? .error
                 : is_("code") ? .code : is_("err_code") ? .errCode : is_("description") ? .description : .other
         }
@@ -357,19 +436,53 @@ struct PubAckReader {
         return eat(0x7D)
     }
 
+    /// `{"stream":"NAME", "seq":N}` or `{…, "seq":N,"duplicate": true}`, byte for byte as
+    /// nats-server writes the PubAck of a stored message: read without walking the JSON. Nil
+    /// for anything else (a domain, an error, other spacing), which `ack()` reads.
+    static func stored(_ p: UnsafeRawBufferPointer) -> NATSPubAck? {
+        let open: StaticString = #"{"stream":""#, seqKey: StaticString = #"", "seq":"#
+        let duplicate: StaticString = #","duplicate": true}"#
+        guard p.count > open.utf8CodeUnitCount, equal(UnsafeRawBufferPointer(rebasing: p[..<open.utf8CodeUnitCount]), open) else { return nil }
+        var i = open.utf8CodeUnitCount
+        let name = i
+        while i < p.count && p[i] != 0x22 && p[i] != 0x5C { i += 1 }
+        guard i > name, p.count - i > seqKey.utf8CodeUnitCount,
+              equal(UnsafeRawBufferPointer(rebasing: p[i..<(i + seqKey.utf8CodeUnitCount)]), seqKey) else { return nil }
+        i += seqKey.utf8CodeUnitCount
+        let digits = i
+        var seq: UInt64 = 0
+        while i < p.count, p[i] >= 0x30 && p[i] <= 0x39 {
+            let (m, o1) = seq.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(UInt64(p[i] - 0x30))
+            if o1 || o2 { return nil }
+            seq = a
+            i += 1
+        }
+        guard i > digits else { return nil }
+        if i == p.count - 1 && p[i] == 0x7D { return .stored(seq: seq, duplicate: false) }
+        if equal(UnsafeRawBufferPointer(rebasing: p[i...]), duplicate) { return .stored(seq: seq, duplicate: true) }
+        return nil
+    }
+
+    static func equal(_ a: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
+        guard a.count == s.utf8CodeUnitCount else { return false }
+        for k in 0..<a.count where a[k] != s.utf8Start[k] { return false }
+        return true
+    }
+
     /// A string's raw bytes between the quotes (escapes kept as written: the keys and values
     /// a PubAck carries need no unescaping to be recognized or shown).
-    mutating func string() -> ArraySlice<UInt8>? {
+    mutating func string() -> UnsafeRawBufferPointer? {
         skipSpace()
-        guard i < bytes.count, bytes[i] == 0x22 else { return nil }
+        guard i < end, bytes[i] == 0x22 else { return nil }
         let start = i + 1
         var j = start
-        while j < bytes.count {
+        while j < end {
             switch bytes[j] {
             case 0x5C: j += 2
             case 0x22:
                 i = j + 1
-                return bytes[start..<j]
+                return UnsafeRawBufferPointer(rebasing: bytes[start..<j])
             default: j += 1
             }
         }
@@ -380,7 +493,7 @@ struct PubAckReader {
         skipSpace()
         var n: UInt64 = 0
         let start = i
-        while i < bytes.count, bytes[i] >= 0x30 && bytes[i] <= 0x39 {
+        while i < end, bytes[i] >= 0x30 && bytes[i] <= 0x39 {
             let (m, o1) = n.multipliedReportingOverflow(by: 10)
             let (a, o2) = m.addingReportingOverflow(UInt64(bytes[i] - 0x30))
             if o1 || o2 { return nil }
@@ -399,9 +512,8 @@ struct PubAckReader {
 
     mutating func literal(_ word: StaticString) -> Bool {
         let n = word.utf8CodeUnitCount
-        guard i + n <= bytes.count else { return false }
-        let w = UnsafeBufferPointer(start: word.utf8Start, count: n)
-        guard bytes[i..<(i + n)].elementsEqual(w) else { return false }
+        guard i + n <= end else { return false }
+        guard PubAckReader.equal(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + n)]), word) else { return false }
         i += n
         return true
     }
@@ -409,7 +521,7 @@ struct PubAckReader {
     mutating func skipValue(depth: Int) -> Bool {
         guard depth < PubAckReader.maxDepth else { return false }
         skipSpace()
-        guard i < bytes.count else { return false }
+        guard i < end else { return false }
         switch bytes[i] {
         case 0x22: return string() != nil
         case 0x7B: return object { r, _ in r.skipValue(depth: depth + 1) }
@@ -423,7 +535,7 @@ struct PubAckReader {
         case 0x6E: return literal("null")
         default:
             let start = i
-            while i < bytes.count, (bytes[i] >= 0x30 && bytes[i] <= 0x39) || bytes[i] == 0x2D || bytes[i] == 0x2B
+            while i < end, (bytes[i] >= 0x30 && bytes[i] <= 0x39) || bytes[i] == 0x2D || bytes[i] == 0x2B
                     || bytes[i] == 0x2E || bytes[i] == 0x65 || bytes[i] == 0x45 { i += 1 }
             return i > start
         }

@@ -8,9 +8,11 @@
 //   count as rejected.
 // - JetStream (nats-jetstream): each message carries a reply subject on the session's inbox
 //   and its line is released by the stream's PubAck, in order per stream, with a bounded
-//   window of messages waiting. Duplicates the stream detected are counted, not re-sent;
-//   errors where retrying helps (503, no PubAck in time) rewind every stream to its release
-//   point and publish again after a backoff (the same ids: the stream drops what it holds).
+//   window of messages waiting (refilled a quarter at a time; while it has room, PubAcks are
+//   read every 2 ms, in large reads). Duplicates the stream detected are counted, not re-sent;
+//   a message the server refused (-ERR permissions violation: no PubAck comes) counts as
+//   rejected; errors where retrying helps (503, no PubAck in time) rewind every stream to its
+//   release point and publish again after a backoff (the same ids: the stream drops what it holds).
 // Lines that cannot fit the server's max_payload count as dropped; no refused, dropped or
 // unacknowledged line is ever counted as published.
 //
@@ -65,6 +67,13 @@ public struct NATSSink: SinkProtocol {
     /// JetStream messages waiting for their PubAck, at most (nats.go's async limit is 4000).
     static let windowMessages = 4096
     static let windowBytes = 8 << 20
+    /// A full window is refilled once a quarter of it is free again: while the stream is the
+    /// bottleneck, fewer and larger writes instead of a few messages per PubAck read.
+    static let windowRefillMessages = windowMessages / 4
+    static let windowRefillBytes = windowBytes / 4
+    /// While the window has room, PubAcks are read at most this often: they pile up in the
+    /// socket and come in large reads instead of a wakeup per few of them.
+    static let ackReadIntervalNs: Int64 = 2_000_000
     /// No PubAck for this long: the stream (or its leader) lost the message; publish again.
     static let ackTimeoutNs: Int64 = 3_000_000_000
 
@@ -131,7 +140,7 @@ public struct NATSSink: SinkProtocol {
                     return NATSLink(stream: stream, info: info, parser: parser, tlsName: server.tlsName)
                 case .ping: try stream.writeAll(NATSClientCommands.pong, deadline: deadline)
                 case .ok, .info: continue
-                case .msg: throw NATSProtocolError(message: "server sent a message before we subscribed")
+                case .msg, .pubAck: throw NATSProtocolError(message: "server sent a message before we subscribed")
                 case .err(let text): throw refusal(text)
                 }
             }
@@ -243,7 +252,6 @@ public struct NATSSink: SinkProtocol {
         var slots: [ObjectIdentifier: Int] = [:]
         var attachments: [NATSAttachment] = []
         var retryAt: Int64 = 0
-        var releaseDue = false
         var backoff = Backoff(firstNs: 250_000_000, maxNs: 5_000_000_000)
 
         mutating func slot(_ a: NATSAttachment) -> Int {
@@ -263,6 +271,7 @@ public struct NATSSink: SinkProtocol {
                               extraHeaders: headers ? options.expectedStream.map { Array("Nats-Expected-Stream: \($0)\r\n".utf8) } ?? [] : [],
                               inbox: options.jetstream ? NATSSink.newInbox() : [],
                               maxPayload: link.info.maxPayload.map { max($0, 1) } ?? 1 << 20)
+        parser.replyInbox = framing.inbox
         discover(link.info, into: &pool, scheme: scheme, tlsName: link.tlsName)
         let jetstream = options.jetstream
         var js = JetStreamState()
@@ -290,6 +299,7 @@ public struct NATSSink: SinkProtocol {
         var inbound = inboundPerSecond
         var inboundRefillAt = lastSend + 1_000_000_000
         var pendingInput = true              // the handshake may have left ops in the parser
+        var ackReadsHeldUntil: Int64 = 0
         if jetstream { out.append(contentsOf: NATSClientCommands.subscribe(String(decoding: framing.inbox, as: UTF8.self) + "*", sid: 1)) }
 
         /// Publishing again helps (no leader yet, storage busy, a lost message): every stream
@@ -306,14 +316,14 @@ public struct NATSSink: SinkProtocol {
         }
 
         /// A PubAck (or a no-responders status) for message `seq`.
-        func settle(_ seq: UInt64, _ m: NATSMessage, now: Int64) {
+        func settle(_ seq: UInt64, status: Int?, statusText: String, ack: NATSPubAck?, now: Int64) {
             let state: PubAckWindow.State
-            if let status = m.status {
+            if let status {
                 // 503 on a reply: no stream listens on the subject (or its leader is gone).
-                retry(code: status, errCode: 0, text: status == 503 ? "no responders: no stream for subject, or its leader is not available" : m.statusText, now: now)
+                retry(code: status, errCode: 0, text: status == 503 ? "no responders: no stream for subject, or its leader is not available" : statusText, now: now)
                 return
             }
-            switch m.payload.flatMap(NATSPubAck.parse) {
+            switch ack {
             case .stored(_, let duplicate)?:
                 state = duplicate ? .duplicate : .stored
                 js.backoff.reset()
@@ -331,15 +341,28 @@ public struct NATSSink: SinkProtocol {
                 return
             }
             // Released once per input turn (releaseAll), not per PubAck: one buffer lock per batch.
-            if js.window.settle(seq, as: state) != nil { js.releaseDue = true }
+            _ = js.window.settle(seq, as: state)
+        }
+
+        /// The message a publish refusal is about. The server handles a connection's messages
+        /// in order and refuses all of a subject's: the oldest waiting one on that subject, or
+        /// the one a refused reply subject names.
+        func refusedMessage(_ quoted: String, replyRefused: Bool) -> UInt64? {
+            if replyRefused {
+                return Array(quoted.utf8).withUnsafeBytes { NATSServerParser.replySequence($0, inbox: framing.inbox) }
+            }
+            var oldest: UInt64? = nil
+            for (slot, a) in js.attachments.enumerated() where a.route.subject == quoted {
+                if let seq = js.window.firstWaiting(stream: slot), seq < oldest ?? .max { oldest = seq }
+            }
+            return oldest
         }
 
         /// Hands every stream's acknowledged prefix back to its buffer.
         func releaseAll() {
-            js.releaseDue = false
-            for (slot, a) in js.attachments.enumerated() {
-                let r = js.window.release(stream: slot)
-                if r.offset >= 0 { a.buffer.confirm(upTo: r.offset, unpublished: r.unpublished, duplicates: r.duplicates) }
+            let attachments = js.attachments
+            js.window.releaseDone { slot, r in
+                attachments[slot].buffer.confirm(upTo: r.offset, unpublished: r.unpublished, duplicates: r.duplicates)
             }
         }
 
@@ -371,9 +394,21 @@ public struct NATSSink: SinkProtocol {
                 guard lower.hasPrefix("permissions violation for publish") || lower.hasPrefix("invalid publish subject") else {
                     return .failed("server error: \(text)")
                 }
-                // The connection stays open; the lines are counted as rejected on the next PONG
-                // (with JetStream, the refused message gets no PubAck and is published again).
                 let subject = NATSSink.quotedSubject(text)
+                if jetstream {
+                    // A refused message gets no PubAck; waiting for one would publish it again
+                    // forever. Settled as rejected instead. (A pedantic server still processes a
+                    // message with an invalid subject: its PubAck comes.)
+                    if lower.hasPrefix("permissions violation for publish"), let seq = refusedMessage(subject, replyRefused: lower.contains(" with reply of ")),
+                       js.window.settle(seq, as: .rejected) != nil {
+                        shell.noteError("server refused to publish to \(subject.debugDescription) (\(text)): its lines are counted as rejected",
+                                        cause: "refused \(subject)")
+                    } else {
+                        shell.noteError("server: \(text)")
+                    }
+                    return nil
+                }
+                // The connection stays open; the lines are counted as rejected on the next PONG.
                 if violations[subject] != nil || violations.count < NATSSink.maxTrackedSubjects {
                     violations[subject, default: 0] += 1
                 }
@@ -381,10 +416,15 @@ public struct NATSSink: SinkProtocol {
             case .ok:
                 break
             case .msg(let m):
-                guard jetstream, m.sid.elementsEqual("1".utf8), let seq = NATSSink.replySequence(m.subject, inbox: framing.inbox) else {
+                // What the parser did not read as a PubAck: a status (503), a payload too large
+                // to keep, or a message that is no reply of ours.
+                guard jetstream, m.sid.elementsEqual("1".utf8),
+                      let seq = m.subject.withUnsafeBytes({ NATSServerParser.replySequence($0, inbox: framing.inbox) }) else {
                     return .failed("protocol error: server sent a message that is not a reply to our inbox")
                 }
-                settle(seq, m, now: now)
+                settle(seq, status: m.status, statusText: m.statusText, ack: m.payload.flatMap(NATSPubAck.parse), now: now)
+            case .pubAck(let seq, let ack):
+                settle(seq, status: nil, statusText: "", ack: ack, now: now)
             }
             return nil
         }
@@ -395,11 +435,12 @@ public struct NATSSink: SinkProtocol {
                 inbound = inboundPerSecond
                 inboundRefillAt = now + 1_000_000_000
             }
-            let reading = inbound > 0
+            let reading = inbound > 0 && now >= ackReadsHeldUntil
             var fds = [pollfd(fd: stream.fd, events: (reading ? Int16(POLLIN) : 0) | (outOff < out.count ? Int16(POLLOUT) : 0), revents: 0),
                        pollfd(fd: shell.wakeup.fd, events: Int16(POLLIN), revents: 0)]
-            var timeout: Int32 = reading ? 1000 : Int32(max(1, (inboundRefillAt - now) / 1_000_000))
-            if jetstream && js.retryAt > now { timeout = min(timeout, Int32(max(1, (js.retryAt - now) / 1_000_000))) }
+            func msUntil(_ t: Int64) -> Int32 { Int32(max(1, (t - now) / 1_000_000)) }
+            var timeout: Int32 = reading ? 1000 : msUntil(inbound > 0 ? ackReadsHeldUntil : inboundRefillAt)
+            if jetstream && js.retryAt > now { timeout = min(timeout, msUntil(js.retryAt)) }
             if pendingInput || (reading && stream.hasBufferedInput) { timeout = 0 }
             do { _ = try FD.poll(&fds, timeoutMs: timeout) } catch { return .failed("\(error)") }
             if fds[1].revents != 0 { shell.wakeup.drain() }
@@ -409,6 +450,7 @@ public struct NATSSink: SinkProtocol {
             if pendingInput || (reading && (fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 || stream.hasBufferedInput)) {
                 pendingInput = false
                 var reads = 0
+                var drained = false
                 while true {
                     do {
                         while let op = try parser.next() {
@@ -417,7 +459,7 @@ public struct NATSSink: SinkProtocol {
                     } catch {
                         return .failed("\(error)")
                     }
-                    guard reads < NATSSink.readsPerTurn && inbound > 0 else { break }
+                    guard !drained && reads < NATSSink.readsPerTurn && inbound > 0 else { break }
                     reads += 1
                     let res: IOResult
                     do {
@@ -430,9 +472,16 @@ public struct NATSSink: SinkProtocol {
                         break
                     }
                     inbound -= n
+                    drained = n < readBuf.count      // a short read emptied the socket: no read for EAGAIN
                     readBuf.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 }
-                if js.releaseDue { releaseAll() }
+                if jetstream {
+                    releaseAll()
+                    if js.window.waiting > 0 && js.window.waiting <= NATSSink.windowMessages - NATSSink.windowRefillMessages
+                        && js.window.waitingBytes <= NATSSink.windowBytes - NATSSink.windowRefillBytes {
+                        ackReadsHeldUntil = now + NATSSink.ackReadIntervalNs
+                    }
+                }
             }
 
             if jetstream, let oldest = js.window.oldestWaiting(), now - oldest > NATSSink.ackTimeoutNs {
@@ -456,7 +505,8 @@ public struct NATSSink: SinkProtocol {
                         js.attachments.removeAll(keepingCapacity: true)
                         js.slots.removeAll(keepingCapacity: true)
                     }
-                    let open = js.window.waiting < NATSSink.windowMessages && js.window.waitingBytes < NATSSink.windowBytes && now >= js.retryAt
+                    let open = js.window.waiting <= NATSSink.windowMessages - NATSSink.windowRefillMessages
+                        && js.window.waitingBytes <= NATSSink.windowBytes - NATSSink.windowRefillBytes && now >= js.retryAt
                     budget = open ? min(budget, NATSSink.windowBytes - js.window.waitingBytes) : 0
                 }
                 if budget > 0 {
@@ -534,18 +584,6 @@ public struct NATSSink: SinkProtocol {
     /// 4xx names something about the message itself (wrong expected stream, too large).
     static func isRetryable(code: Int, errCode: Int) -> Bool {
         code >= 500 || code == 408 || code == 0
-    }
-
-    /// The sequence number in `<inbox><digits>`, nil for any other subject.
-    static func replySequence(_ subject: [UInt8], inbox: [UInt8]) -> UInt64? {
-        guard !inbox.isEmpty, subject.count > inbox.count, subject.count <= inbox.count + 19,
-              subject.starts(with: inbox) else { return nil }
-        var n: UInt64 = 0
-        for b in subject[inbox.count...] {
-            guard b >= 0x30 && b <= 0x39 else { return nil }
-            n = n * 10 + UInt64(b - 0x30)
-        }
-        return n
     }
 
     /// "_INBOX.<22 random base62 characters>." (nats.go's NUID length).

@@ -34,8 +34,12 @@ struct PubAckWindow {
     /// Per stream: the indices (as sequence numbers) of its entries not yet released, in order.
     private var queues: [[UInt64]] = []
     private var queueHeads: [Int] = []
+    /// Per stream: its queue's entries before this index are done (for firstWaiting).
+    private var queueScans: [Int] = []
     private(set) var waiting = 0
     private(set) var waitingBytes = 0
+    /// An entry became done since the last releaseDone: a stream may have a prefix to release.
+    private var newlyDone = false
 
     var nextSeq: UInt64 { base + UInt64(entries.count) }
     var isEmpty: Bool { head == entries.count }
@@ -43,7 +47,7 @@ struct PubAckWindow {
     /// Adds a message (or, with a done state, a line that needs no message) for stream `stream`.
     @discardableResult
     mutating func add(stream: Int, end: Int64, lineBytes: Int, wireBytes: Int, state: State = .waiting, now: Int64) -> UInt64 {
-        while queues.count <= stream { queues.append([]); queueHeads.append(0) }
+        while queues.count <= stream { queues.append([]); queueHeads.append(0); queueScans.append(0) }
         let seq = nextSeq
         entries.append(Entry(stream: Int32(stream), end: end, lineBytes: Int32(clamping: lineBytes),
                              wireBytes: Int32(clamping: wireBytes), state: state, sentAt: now))
@@ -51,6 +55,8 @@ struct PubAckWindow {
         if state == .waiting {
             waiting += 1
             waitingBytes += wireBytes
+        } else {
+            newlyDone = true
         }
         return seq
     }
@@ -64,11 +70,30 @@ struct PubAckWindow {
         entries[i].state = state
         waiting -= 1
         waitingBytes -= Int(entries[i].wireBytes)
+        newlyDone = true
         return Int(entries[i].stream)
     }
 
     /// Pops the done entries at the front of `stream`'s queue.
     mutating func release(stream: Int) -> Release {
+        let r = popDone(stream: stream)
+        compact()
+        return r
+    }
+
+    /// Releases every stream's done prefix (nothing to do unless an entry became done since
+    /// the last call): `each` gets the streams that have lines to release.
+    mutating func releaseDone(_ each: (_ stream: Int, Release) -> Void) {
+        guard newlyDone else { return }
+        newlyDone = false
+        for stream in queues.indices {
+            let r = popDone(stream: stream)
+            if r.offset >= 0 { each(stream, r) }
+        }
+        compact()
+    }
+
+    private mutating func popDone(stream: Int) -> Release {
         var r = Release()
         guard stream < queues.count else { return r }
         var h = queueHeads[stream]
@@ -94,14 +119,27 @@ struct PubAckWindow {
         if h == count {
             queues[stream].removeAll(keepingCapacity: true)
             queueHeads[stream] = 0
+            queueScans[stream] = 0
         } else if h > 1024 && h > count / 2 {
             queues[stream].removeSubrange(0..<h)
             queueHeads[stream] = 0
+            queueScans[stream] = max(0, queueScans[stream] - h)
         } else {
             queueHeads[stream] = h
+            queueScans[stream] = max(queueScans[stream], h)
         }
-        compact()
         return r
+    }
+
+    /// The sequence number of `stream`'s oldest message still waiting (nil: none waits).
+    /// Entries only ever go from waiting to done, so the scan resumes where it stopped.
+    mutating func firstWaiting(stream: Int) -> UInt64? {
+        guard stream < queues.count else { return nil }
+        var k = queueScans[stream]
+        let count = queues[stream].count
+        while k < count && entries[Int(queues[stream][k] - base)].state != .waiting { k += 1 }
+        queueScans[stream] = k
+        return k < count ? queues[stream][k] : nil
     }
 
     /// When the oldest message still waiting was sent (nil: none waits).
@@ -117,9 +155,10 @@ struct PubAckWindow {
         entries.removeAll(keepingCapacity: true)
         head = 0
         scan = 0
-        for i in queues.indices { queues[i].removeAll(keepingCapacity: true); queueHeads[i] = 0 }
+        for i in queues.indices { queues[i].removeAll(keepingCapacity: true); queueHeads[i] = 0; queueScans[i] = 0 }
         waiting = 0
         waitingBytes = 0
+        newlyDone = false
     }
 
     /// Drops released entries from the front (every stream's queue is past them).
