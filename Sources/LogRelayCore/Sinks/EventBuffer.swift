@@ -139,7 +139,7 @@ public final class EventBuffer: Sendable {
                 }
             }
             if !incoming.isEmpty {
-                s.compactIfNeeded()
+                s.compactIfNeeded(adding: incoming.count)
                 s.storage.append(contentsOf: incoming)
             }
             s.counters.bufferedLines += lines - dropped
@@ -168,12 +168,13 @@ public final class EventBuffer: Sendable {
         }
     }
 
-    /// How much the stream should read next: up to its mark while the sink keeps up (so a read
-    /// never overshoots it by much), anything once the sink has stalled. At least `floor`.
+    /// How much the stream should read next: while the sink keeps up, up to its mark and to
+    /// what the shared budget has left (so a read overshoots neither by much, however many
+    /// streams read in one round), at least `floor`; `ceiling` once the sink has stalled.
     public func readRoom(now: Int64, floor: Int, ceiling: Int) -> Int {
         state.withLock { s in
             guard now - s.lastProgress < EventBuffer.stallNanos else { return ceiling }
-            return min(ceiling, max(floor, throttleMark - s.live))
+            return min(ceiling, max(floor, min(throttleMark - s.live, budget.room(charged: s.charged))))
         }
     }
 
@@ -331,11 +332,19 @@ public final class EventBuffer: Sendable {
 }
 
 extension EventBuffer.State {
-    /// Moves live bytes to the front when the released prefix dominates, so memory stays bounded.
-    mutating func compactIfNeeded() {
-        if head > 0 && head >= storage.count / 2 {
+    /// Moves live bytes to the front when the released prefix dominates, so memory stays
+    /// bounded; into a smaller array when a burst left far more capacity than is needed now.
+    mutating func compactIfNeeded(adding incoming: Int) {
+        guard head > 0 && head >= storage.count / 2 else { return }
+        let need = live + incoming
+        if storage.capacity > 64 * 1024 && storage.capacity >= 4 * need {
+            var smaller = [UInt8]()
+            smaller.reserveCapacity(2 * need)
+            smaller.append(contentsOf: storage[head...])
+            storage = smaller
+        } else {
             storage.removeSubrange(0..<head)
-            head = 0
         }
+        head = 0
     }
 }
