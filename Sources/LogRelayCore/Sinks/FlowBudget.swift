@@ -4,7 +4,9 @@
 // the budget, and once it is spent, streams holding more than a small share pause, so memory
 // follows what is in flight, not the number of containers times a per-stream mark.
 // Releasing bytes below the limit, or below a buffer's mark, wakes the stream loop: paused
-// streams resume on that event, never by polling.
+// streams resume on that event, never by polling. The other way round, while the loop reads
+// a round of streams, the budget holds the sinks' wake-ups: the buffers note them, and the
+// loop wakes each sink once after the round.
 import Synchronization
 
 public final class FlowBudget: Sendable {
@@ -13,6 +15,7 @@ public final class FlowBudget: Sendable {
     public let minimumShare: Int
     private let used = Atomic<Int>(0)
     private let onRelease: Wakeup?
+    private let holdingWakes = Atomic<Bool>(false)
 
     public static let defaultLimitBytes = 2 << 20
     public static let defaultMinimumShare = 16 * 1024
@@ -24,6 +27,10 @@ public final class FlowBudget: Sendable {
         self.minimumShare = minimumShare
         self.onRelease = onRelease
     }
+
+    /// Set and cleared by the stream loop around a round.
+    func holdWakes(_ hold: Bool) { holdingWakes.store(hold, ordering: .relaxed) }
+    var holdsWakes: Bool { holdingWakes.load(ordering: .relaxed) }
 
     public var isSpent: Bool { used.load(ordering: .relaxed) >= limitBytes }
 
