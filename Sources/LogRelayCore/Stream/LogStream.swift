@@ -52,9 +52,12 @@ final class StreamReader {
     var paused = false
     /// Bytes the last drain read: a backlog means "read again at once", little means "let frames pile up".
     var lastDrainBytes = 0
+    /// The sink's buffer, which the loop asks before every read (kept here: no existential copy each time).
+    let buffer: EventBuffer
 
     init(_ stream: LogStream) {
         self.stream = stream
+        buffer = stream.sink.buffer
         merger = PartialMerger(enabled: stream.partialMerge)
         grouper = stream.multiline.map { MultilineGrouper(start: $0.start, maxEventBytes: $0.maxEventBytes) }
         if stream.resynchronize { decoder.resynchronize() }

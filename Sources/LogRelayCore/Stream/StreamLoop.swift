@@ -4,13 +4,13 @@
 //
 // The daemon writes one frame per write, at its own pace: reading each frame as it comes
 // would cost a wake-up and a read per line. So the loop works in rounds: when a stream
-// becomes readable after a quiet moment, the loop sleeps `coalesceNs` (frames pile up in the
-// 1 MiB pipes), then reads every stream that is readable by then, once each, and tells each
-// sink once per round (FlowBudget holds the wake-ups meanwhile). A round in which some
-// stream found a backlog last time starts at once. FIFOs are watched level-triggered (no
-// re-arming per read); a paused stream is taken out of the epoll set, and its buffer wakes
-// the loop when it may read again, or the loop looks again when the sink counts as stalled:
-// no polling.
+// becomes readable after a quiet moment, the loop sleeps 2-4 ms (frames pile up in the 1 MiB
+// pipes; longest while streams trickle), then reads every stream readable by then, once
+// each, and tells each sink once per round (FlowBudget holds the wake-ups meanwhile). A
+// round in which some stream found a backlog last time starts at once. FIFOs are watched
+// level-triggered (no re-arming per read); a paused stream is taken out of the epoll set,
+// and its buffer wakes the loop when it may read again, or the loop looks again when the
+// sink counts as stalled: no polling.
 import CSystem
 import Glibc
 import Synchronization
@@ -30,7 +30,13 @@ public final class StreamLoop: Sendable {
     static let readChunk = 256 * 1024
     /// The smallest read while a buffer nears its mark (reads never overshoot it by more).
     static let minimumRead = 16 * 1024
-    static let coalesceNs: Int64 = 2_000_000
+    /// How long a round waits for frames to pile up: until, at the pace of the last round, it
+    /// brings `roundBytes` and `streamBytes` per stream it reads (what a wake-up and a read cost
+    /// is then small per line), within these bounds (the added latency stays well under 10 ms).
+    static let minCoalesceNs: Int64 = 2_000_000
+    static let maxCoalesceNs: Int64 = 4_000_000
+    static let roundBytes: Int64 = 64 * 1024
+    static let streamBytes: Int64 = 4 * 1024
     /// A drain that read this much found a backlog: the next round starts as soon as it is ready.
     static let busyBytes = 64 * 1024
     static let staleNs: Int64 = 2_000_000_000
@@ -80,6 +86,8 @@ public final class StreamLoop: Sendable {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: StreamLoop.readChunk, alignment: 16)
         var ready = [Int32](repeating: 0, count: 64)
         var lastStaleCheck = Clock.monotonicNanos()
+        var coalesceNs = StreamLoop.minCoalesceNs
+        var lastRoundAt = lastStaleCheck
         var scratch = [UInt8]()
         scratch.reserveCapacity(StreamLoop.readChunk)
 
@@ -109,7 +117,7 @@ public final class StreamLoop: Sendable {
             defer { s.lastDrainBytes = total }
             while budget > 0 {
                 let now = Clock.monotonicNanos()
-                let room = s.stream.sink.buffer.readRoom(now: now, floor: StreamLoop.minimumRead, ceiling: StreamLoop.readChunk)
+                let room = s.buffer.readRoom(now: now, floor: StreamLoop.minimumRead, ceiling: StreamLoop.readChunk)
                 if room == 0 {
                     pause(s)
                     return true
@@ -134,6 +142,7 @@ public final class StreamLoop: Sendable {
         /// Reads every stream that is readable now, once each; `ready[0..<count]` is current when
         /// `fresh`, else it is fetched. Then wakes each sink that is owed it, once.
         func readRound(count first: Int, fresh: Bool) {
+            let start = Clock.monotonicNanos()
             budget.holdWakes(true)
             var count = fresh ? first : poller.wait(into: &ready, timeoutMs: 0)
             var fetches = 1
@@ -149,7 +158,18 @@ public final class StreamLoop: Sendable {
                 fetches += 1
             }
             budget.holdWakes(false)
-            for s in roundRead where s.stream.sink.buffer.takeOwedWake() { s.stream.sink.notify() }
+            var bytes: Int64 = 0
+            for s in roundRead {
+                if s.buffer.takeOwedWake() { s.stream.sink.notify() }
+                bytes += Int64(s.lastDrainBytes)
+            }
+            if !roundRead.isEmpty {
+                let target = max(StreamLoop.roundBytes, StreamLoop.streamBytes * Int64(roundRead.count))
+                let period = min(max(start - lastRoundAt, 1), 1_000_000_000)   // bounded: no overflow after a long quiet time
+                let wait = bytes == 0 ? StreamLoop.maxCoalesceNs : target * period / bytes
+                coalesceNs = min(max(wait, StreamLoop.minCoalesceNs), StreamLoop.maxCoalesceNs)
+                lastRoundAt = start
+            }
             roundRead.removeAll(keepingCapacity: true)
         }
 
@@ -159,7 +179,7 @@ public final class StreamLoop: Sendable {
             var now = Clock.monotonicNanos()
             var wakeAt = lastStaleCheck + 500_000_000
             for s in paused {
-                let t = s.stream.sink.buffer.stallDeadline()
+                let t = s.buffer.stallDeadline()
                 if t > now { wakeAt = min(wakeAt, t) }
             }
             let timeout = Int32(clamping: max(0, (wakeAt - now + 999_999) / 1_000_000))
@@ -199,14 +219,14 @@ public final class StreamLoop: Sendable {
 
             if streamsReady {
                 // Let frames pile up, unless a stream is behind already.
-                if !backlog { usleep(UInt32(StreamLoop.coalesceNs / 1000)) }
+                if !backlog { usleep(UInt32(coalesceNs / 1000)) }
                 readRound(count: n, fresh: backlog)
             }
 
             // Resume paused streams that may read again (woken by a buffer, or stalled).
             if !paused.isEmpty {
                 for s in paused where !s.mustPause {
-                    if s.stream.sink.buffer.isFull && s.stream.sink.buffer.policy != .block {
+                    if s.buffer.isFull && s.buffer.policy != .block {
                         Log.debug("sink made no progress for \(EventBuffer.stallNanos / 1_000_000) ms; reading on, the buffer-full policy applies", container: s.name)
                     }
                     s.paused = false
