@@ -35,7 +35,7 @@ public final class StreamLoop: Sendable {
     /// is then small per line), within these bounds (the added latency stays well under 10 ms).
     static let minCoalesceNs: Int64 = 2_000_000
     static let maxCoalesceNs: Int64 = 4_000_000
-    static let roundBytes: Int64 = 64 * 1024
+    static let roundBytes: Int64 = 16 * 1024
     static let streamBytes: Int64 = 4 * 1024
     /// A drain that read this much found a backlog: the next round starts as soon as it is ready.
     static let busyBytes = 64 * 1024
