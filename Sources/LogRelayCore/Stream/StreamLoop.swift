@@ -7,10 +7,10 @@
 // becomes readable after a quiet moment, the loop sleeps 2-4 ms (frames pile up in the 1 MiB
 // pipes; longest while streams trickle), then reads every stream readable by then, once
 // each, and tells each sink once per round (FlowBudget holds the wake-ups meanwhile). A
-// round in which some stream found a backlog last time starts at once. FIFOs are watched
-// level-triggered (no re-arming per read); a paused stream is taken out of the epoll set,
-// and its buffer wakes the loop when it may read again, or the loop looks again when the
-// sink counts as stalled: no polling.
+// round in which some stream was left behind last time (a backlog, or a read cut short by
+// its buffer) starts at once. FIFOs are watched level-triggered (no re-arming per read); a
+// paused stream is taken out of the epoll set, and its buffer wakes the loop when it may
+// read again, or the loop looks again when the sink counts as stalled: no polling.
 import CSystem
 import Glibc
 import Synchronization
@@ -114,7 +114,11 @@ public final class StreamLoop: Sendable {
         func drain(_ s: StreamReader) -> Bool {
             var budget = 4 * StreamLoop.readChunk
             var total = 0
-            defer { s.lastDrainBytes = total }
+            var emptied = false
+            defer {
+                s.lastDrainBytes = total
+                s.behind = !emptied
+            }
             while budget > 0 {
                 let now = Clock.monotonicNanos()
                 let room = s.buffer.readRoom(now: now, floor: StreamLoop.minimumRead, ceiling: StreamLoop.readChunk)
@@ -129,12 +133,16 @@ public final class StreamLoop: Sendable {
                 }
                 guard case .bytes(let n) = r else {
                     if r == .eof { return false }
+                    emptied = true
                     break
                 }
                 s.consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), now: now, scratch: &scratch)
                 total += n
                 budget -= n
-                if n < room { break }
+                if n < room {
+                    emptied = true
+                    break
+                }
             }
             return true
         }
@@ -191,7 +199,7 @@ public final class StreamLoop: Sendable {
                     wakeup.drain()
                 } else if let s = byFD[ready[i]] {
                     streamsReady = true
-                    if s.lastDrainBytes >= StreamLoop.busyBytes { backlog = true }
+                    if s.behind || s.lastDrainBytes >= StreamLoop.busyBytes { backlog = true }
                 }
             }
             now = Clock.monotonicNanos()
