@@ -4,7 +4,7 @@
 //
 // The daemon writes one frame per write, at its own pace: reading each frame as it comes
 // would cost a wake-up and a read per line. So the loop works in rounds: when a stream
-// becomes readable after a quiet moment, the loop sleeps 2-4 ms (frames pile up in the 1 MiB
+// becomes readable after a quiet moment, the loop sleeps 2-3 ms (frames pile up in the 1 MiB
 // pipes; longest while streams trickle), then reads every stream readable by then, once
 // each, and tells each sink once per round (FlowBudget holds the wake-ups meanwhile). A
 // round in which some stream was left behind last time (a backlog, or a read cut short by
@@ -34,7 +34,7 @@ public final class StreamLoop: Sendable {
     /// brings `roundBytes` and `streamBytes` per stream it reads (what a wake-up and a read cost
     /// is then small per line), within these bounds (the added latency stays well under 10 ms).
     static let minCoalesceNs: Int64 = 2_000_000
-    static let maxCoalesceNs: Int64 = 4_000_000
+    static let maxCoalesceNs: Int64 = 3_000_000
     static let roundBytes: Int64 = 16 * 1024
     static let streamBytes: Int64 = 4 * 1024
     /// A drain that read this much found a backlog: the next round starts as soon as it is ready.
