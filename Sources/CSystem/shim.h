@@ -39,17 +39,6 @@ static inline int logrelay_epoll_add(int ep, int fd) {
     return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
-/// Watches `fd` for one readiness event; it is reported once, then disabled until re-armed.
-static inline int logrelay_epoll_add_oneshot(int ep, int fd) {
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data = { .fd = fd } };
-    return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-}
-
-static inline int logrelay_epoll_rearm(int ep, int fd) {
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data = { .fd = fd } };
-    return epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
-}
-
 static inline int logrelay_epoll_del(int ep, int fd) {
     return epoll_ctl(ep, EPOLL_CTL_DEL, fd, 0);
 }

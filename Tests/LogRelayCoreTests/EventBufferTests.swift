@@ -140,4 +140,56 @@ final class EventBufferTests: XCTestCase {
         XCTAssertEqual(end.publishedLines, 2)
         XCTAssertEqual(buf.unconfirmed().lines, 0)
     }
+
+    func testReadRoomFollowsTheSharedBudgetAndIsZeroWhenThePausePolicySaysSo() {
+        let budget = FlowBudget(limitBytes: 64 * 1024, minimumShare: 1024)
+        let a = EventBuffer(limit: 1 << 20, policy: .dropOldest, budget: budget)
+        let b = EventBuffer(limit: 1 << 20, policy: .dropOldest, budget: budget)
+        let now = Clock.monotonicNanos()
+        XCTAssertEqual(a.readRoom(now: now, floor: 16, ceiling: 1 << 20), 64 * 1024)   // below a's own mark: the budget bounds it
+        XCTAssertEqual(append(b, [String(repeating: "x", count: 40_000)], sinkStalled: false), 0)
+        let heldByB = b.counters.bufferedBytes
+        XCTAssertEqual(a.readRoom(now: now, floor: 16, ceiling: 1 << 20), 64 * 1024 - heldByB)
+        XCTAssertEqual(append(b, [String(repeating: "y", count: 40_000)], sinkStalled: false), 0)   // the budget is spent
+        XCTAssertEqual(b.readRoom(now: now, floor: 16, ceiling: 1 << 20), 0)            // b holds more than its share: it pauses
+        XCTAssertEqual(a.readRoom(now: now, floor: 16, ceiling: 1 << 20), 1024)         // a still gets its minimum share
+        XCTAssertEqual(b.readRoom(now: now + 2 * EventBuffer.stallNanos, floor: 16, ceiling: 1 << 20), 1 << 20)   // stalled: reads on
+    }
+
+    func testWakeUpsHeldByTheBudgetAreOwedInstead() {
+        let budget = FlowBudget()
+        let buf = EventBuffer(limit: 1 << 20, policy: .dropOldest, budget: budget)
+        let r = records(["a"])
+        budget.holdWakes(true)
+        XCTAssertFalse(r.withUnsafeBytes { buf.append(records: $0, lines: 1, lineBytes: 1) }.wakeSink)
+        budget.holdWakes(false)
+        XCTAssertTrue(buf.takeOwedWake())
+        XCTAssertFalse(buf.takeOwedWake())
+        _ = take(buf)                                                                  // the sink took everything
+        XCTAssertTrue(r.withUnsafeBytes { buf.append(records: $0, lines: 1, lineBytes: 1) }.wakeSink)
+        XCTAssertFalse(buf.takeOwedWake())
+    }
+
+    func testCompactionIntoASmallerArrayAfterABurstKeepsTheRecords() {
+        let buf = EventBuffer(limit: 1 << 20, policy: .dropOldest)
+        let burst = (0..<1000).map { "burst \($0) " + String(repeating: "z", count: 200) }
+        _ = append(buf, burst, sinkStalled: false)
+        let (_, all) = take(buf)
+        buf.rewind()
+        let (_, allButLast) = take(buf, max: Int(all!) - records([burst[999]]).count)   // every record but the last
+        buf.confirm(upTo: allButLast!)
+        _ = append(buf, ["after"], sinkStalled: false)                                 // compacts: far more capacity than needed
+        XCTAssertEqual(take(buf).0, [burst[999], "after"])
+        XCTAssertEqual(buf.counters.bufferedLines, 2)
+    }
+
+    func testSinkWakeupCoalescesSignalsUntilDrained() {
+        let w = SinkWakeup()
+        w.signal()
+        w.signal()
+        XCTAssertTrue(w.wait(timeoutMs: 0))
+        XCTAssertFalse(w.wait(timeoutMs: 0))
+        w.signal()                                                                     // after a drain, a signal writes again
+        XCTAssertTrue(w.wait(timeoutMs: 0))
+    }
 }

@@ -47,6 +47,8 @@ public final class EventBuffer: Sendable {
     /// Shared by all streams: what they hold below their marks.
     public let budget: FlowBudget
     private let state = Mutex(State())
+    /// An append found the sink caught up while the budget held wake-ups (see takeOwedWake).
+    private let wakeOwed = Atomic<Bool>(false)
 
     public init(limit: Int, policy: BufferFullPolicy, budget: FlowBudget = FlowBudget()) {
         self.limit = limit
@@ -81,7 +83,8 @@ public final class EventBuffer: Sendable {
     public struct Appended: Sendable, Equatable {
         /// Lines the buffer-full policy dropped.
         public var dropped = 0
-        /// The sink had taken everything before: it must be told (otherwise it comes back for more by itself).
+        /// The sink had taken everything before: it must be told (otherwise it comes back for more
+        /// by itself). While the budget holds wake-ups, the wake-up is owed instead (takeOwedWake).
         public var wakeSink = false
     }
 
@@ -90,7 +93,11 @@ public final class EventBuffer: Sendable {
     @discardableResult
     public func append(records: UnsafeRawBufferPointer, lines: Int, lineBytes: Int, now: Int64 = Clock.monotonicNanos()) -> Appended {
         state.withLock { s in
-            let wakeSink = s.sent == s.end
+            var wakeSink = s.sent == s.end
+            if wakeSink && budget.holdsWakes {
+                wakeOwed.store(true, ordering: .relaxed)
+                wakeSink = false
+            }
             s.counters.receivedLines += lines
             s.counters.receivedBytes += lineBytes
             if s.live == 0 { s.lastProgress = now }   // the sink had caught up: a new burst gets a grace period
@@ -152,7 +159,7 @@ public final class EventBuffer: Sendable {
                 }
             }
             if !incoming.isEmpty {
-                s.compactIfNeeded()
+                s.compactIfNeeded(adding: incoming.count)
                 s.storage.append(contentsOf: incoming)
             }
             s.counters.bufferedLines += lines - dropped
@@ -174,20 +181,30 @@ public final class EventBuffer: Sendable {
     /// progress for `stallNanos`, the stream reads on into the rest of the buffer and, when that
     /// is full, the policy drops, except `block`, which pauses at `limit`.
     public func shouldPause(now: Int64) -> Bool {
+        state.withLock { pauses($0, now: now) }
+    }
+
+    private func pauses(_ s: State, now: Int64) -> Bool {
+        if policy == .block && s.live >= limit { return true }
+        guard now - s.lastProgress < EventBuffer.stallNanos else { return false }
+        return s.live >= throttleMark || (s.live >= budget.minimumShare && budget.isSpent)
+    }
+
+    /// How much the stream should read next, 0 when it should pause (shouldPause): while the
+    /// sink keeps up, up to its mark and to what the shared budget has left (so a read
+    /// overshoots neither by much, however many streams read in one round), at least `floor`;
+    /// `ceiling` once the sink has stalled.
+    public func readRoom(now: Int64, floor: Int, ceiling: Int) -> Int {
         state.withLock { s in
-            if policy == .block && s.live >= limit { return true }
-            guard now - s.lastProgress < EventBuffer.stallNanos else { return false }
-            return s.live >= throttleMark || (s.live >= budget.minimumShare && budget.isSpent)
+            if pauses(s, now: now) { return 0 }
+            guard now - s.lastProgress < EventBuffer.stallNanos else { return ceiling }
+            return min(ceiling, max(floor, min(throttleMark - s.live, budget.room(charged: s.charged))))
         }
     }
 
-    /// How much the stream should read next: up to its mark while the sink keeps up (so a read
-    /// never overshoots it by much), anything once the sink has stalled. At least `floor`.
-    public func readRoom(now: Int64, floor: Int, ceiling: Int) -> Int {
-        state.withLock { s in
-            guard now - s.lastProgress < EventBuffer.stallNanos else { return ceiling }
-            return min(ceiling, max(floor, throttleMark - s.live))
-        }
+    /// Whether an append owed the sink a wake-up while the budget held them; clears it.
+    public func takeOwedWake() -> Bool {
+        wakeOwed.load(ordering: .relaxed) && wakeOwed.exchange(false, ordering: .relaxed)
     }
 
     /// When a paused stream must look again although nothing woke it: the moment its sink
@@ -365,11 +382,19 @@ public final class EventBuffer: Sendable {
 }
 
 extension EventBuffer.State {
-    /// Moves live bytes to the front when the released prefix dominates, so memory stays bounded.
-    mutating func compactIfNeeded() {
-        if head > 0 && head >= storage.count / 2 {
+    /// Moves live bytes to the front when the released prefix dominates, so memory stays
+    /// bounded; into a smaller array when a burst left far more capacity than is needed now.
+    mutating func compactIfNeeded(adding incoming: Int) {
+        guard head > 0 && head >= storage.count / 2 else { return }
+        let need = live + incoming
+        if storage.capacity > 64 * 1024 && storage.capacity >= 4 * need {
+            var smaller = [UInt8]()
+            smaller.reserveCapacity(2 * need)
+            smaller.append(contentsOf: storage[head...])
+            storage = smaller
+        } else {
             storage.removeSubrange(0..<head)
-            head = 0
         }
+        head = 0
     }
 }

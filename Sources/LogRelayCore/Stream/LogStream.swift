@@ -49,9 +49,14 @@ final class StreamReader {
     var paused = false
     /// Bytes the last drain read: a backlog means "read again at once", little means "let frames pile up".
     var lastDrainBytes = 0
+    /// The last drain left bytes in the pipe (its read room or its turn ran out): read again at once.
+    var behind = false
+    /// The sink's buffer, which the loop asks before every read (kept here: no existential copy each time).
+    let buffer: EventBuffer
 
     init(_ stream: LogStream) {
         self.stream = stream
+        buffer = stream.sink.buffer
         lines = LineDecoder(stream)
     }
 
@@ -87,14 +92,13 @@ final class StreamReader {
 
     private func deliver(_ decoded: LineDecoder.Count, scratch: inout [UInt8]) {
         guard !scratch.isEmpty else { return }
-        let sink = stream.sink
-        let appended = scratch.withUnsafeBytes { sink.buffer.append(records: $0, lines: decoded.lines, lineBytes: decoded.bytes) }
+        let appended = scratch.withUnsafeBytes { buffer.append(records: $0, lines: decoded.lines, lineBytes: decoded.bytes) }
         scratch.removeAll(keepingCapacity: true)
-        if appended.wakeSink { sink.notify() }
+        if appended.wakeSink { stream.sink.notify() }
         if appended.dropped > 0 {
             let name = self.name
-            let limit = sink.buffer.limit
-            let total = sink.buffer.counters.droppedLines
+            let limit = buffer.limit
+            let total = buffer.counters.droppedLines
             dropLog.attempt { _ in
                 Log.warn("buffer full (\(limit) bytes), dropped \(total) line(s) so far", container: name)
             }

@@ -3,12 +3,14 @@
 // StopLogging only marks a stream, which ends at EOF.
 //
 // The daemon writes one frame per write, at its own pace: reading each frame as it comes
-// would cost a wake-up and a read per line. So a stream that became readable after a quiet
-// moment waits up to `coalesceNs` (frames pile up in the 1 MiB pipe) and is read in one round
-// with every other stream that became ready meanwhile; a stream whose last read found a
-// backlog is read at once. FIFOs are watched one-shot, re-armed after each read. A paused
-// stream is not watched at all; its buffer wakes the loop when it may read again, or the loop
-// looks again when the sink counts as stalled: no polling.
+// would cost a wake-up and a read per line. So the loop works in rounds: when a stream
+// becomes readable after a quiet moment, the loop sleeps 2-3 ms (frames pile up in the 1 MiB
+// pipes; longest while streams trickle), then reads every stream readable by then, once
+// each, and tells each sink once per round (FlowBudget holds the wake-ups meanwhile). A
+// round in which some stream was left behind last time (a backlog, or a read cut short by
+// its buffer) starts at once. FIFOs are watched level-triggered (no re-arming per read); a
+// paused stream is taken out of the epoll set, and its buffer wakes the loop when it may
+// read again, or the loop looks again when the sink counts as stalled: no polling.
 import CSystem
 import Glibc
 import Synchronization
@@ -28,8 +30,14 @@ public final class StreamLoop: Sendable {
     static let readChunk = 256 * 1024
     /// The smallest read while a buffer nears its mark (reads never overshoot it by more).
     static let minimumRead = 16 * 1024
-    static let coalesceNs: Int64 = 2_000_000
-    /// A drain that read this much found a backlog: the stream is read again as soon as it is ready.
+    /// How long a round waits for frames to pile up: until, at the pace of the last round, it
+    /// brings `roundBytes` and `streamBytes` per stream it reads (what a wake-up and a read cost
+    /// is then small per line), within these bounds (the added latency stays well under 10 ms).
+    static let minCoalesceNs: Int64 = 2_000_000
+    static let maxCoalesceNs: Int64 = 3_000_000
+    static let roundBytes: Int64 = 16 * 1024
+    static let streamBytes: Int64 = 4 * 1024
+    /// A drain that read this much found a backlog: the next round starts as soon as it is ready.
     static let busyBytes = 64 * 1024
     static let staleNs: Int64 = 2_000_000_000
     /// A stopped stream whose writer never closes (leaked by the daemon) is closed after this.
@@ -74,40 +82,50 @@ public final class StreamLoop: Sendable {
     private func run() {
         var byFD: [Int32: StreamReader] = [:]
         var paused: [StreamReader] = []
-        var pending: [StreamReader] = []      // ready after a quiet moment, read in the next round
-        var roundAt = Int64.max
+        var roundRead: [StreamReader] = []    // the streams read in this round: their sinks may be owed a wake-up
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: StreamLoop.readChunk, alignment: 16)
         var ready = [Int32](repeating: 0, count: 64)
         var lastStaleCheck = Clock.monotonicNanos()
+        var coalesceNs = StreamLoop.minCoalesceNs
+        var lastRoundAt = lastStaleCheck
         var scratch = [UInt8]()
         scratch.reserveCapacity(StreamLoop.readChunk)
 
         func end(_ s: StreamReader) {
             s.flushAll(scratch: &scratch)
-            poller.remove(s.fd)
+            if !s.paused { poller.remove(s.fd) }
             byFD[s.fd] = nil
             paused.removeAll { $0 === s }
-            pending.removeAll { $0 === s }
             FD.close(s.fd)
             s.stream.sink.finish()
             active.withLock { $0[s.stream.file] = nil }
             onEnded(s.stream)
         }
 
-        /// Reads until a short read (the pipe is empty), bounded per turn for fairness, then
-        /// watches the FIFO again. Returns false at EOF.
+        /// Stops watching the FIFO until the buffer lets the stream read again.
+        func pause(_ s: StreamReader) {
+            s.paused = true
+            paused.append(s)
+            poller.remove(s.fd)
+        }
+
+        /// Reads until a short read (the pipe is empty), bounded per turn for fairness.
+        /// Returns false at EOF.
         func drain(_ s: StreamReader) -> Bool {
             var budget = 4 * StreamLoop.readChunk
             var total = 0
-            defer { s.lastDrainBytes = total }
+            var emptied = false
+            defer {
+                s.lastDrainBytes = total
+                s.behind = !emptied
+            }
             while budget > 0 {
                 let now = Clock.monotonicNanos()
-                if s.mustPause {
-                    s.paused = true
-                    paused.append(s)
+                let room = s.buffer.readRoom(now: now, floor: StreamLoop.minimumRead, ceiling: StreamLoop.readChunk)
+                if room == 0 {
+                    pause(s)
                     return true
                 }
-                let room = s.stream.sink.buffer.readRoom(now: now, floor: StreamLoop.minimumRead, ceiling: StreamLoop.readChunk)
                 let r: IOResult
                 do { r = try FD.read(s.fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<room])) } catch {
                     Log.error("reading the log stream: \(error)", container: s.name)
@@ -115,28 +133,75 @@ public final class StreamLoop: Sendable {
                 }
                 guard case .bytes(let n) = r else {
                     if r == .eof { return false }
+                    emptied = true
                     break
                 }
                 s.consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), now: now, scratch: &scratch)
                 total += n
                 budget -= n
-                if n < room { break }
+                if n < room {
+                    emptied = true
+                    break
+                }
             }
-            poller.rearm(s.fd)
             return true
         }
 
+        /// Reads every stream that is readable now, once each; `ready[0..<count]` is current when
+        /// `fresh`, else it is fetched. Then wakes each sink that is owed it, once.
+        func readRound(count first: Int, fresh: Bool) {
+            let start = Clock.monotonicNanos()
+            budget.holdWakes(true)
+            var count = fresh ? first : poller.wait(into: &ready, timeoutMs: 0)
+            var fetches = 1
+            while true {
+                for i in 0..<count {
+                    guard let s = byFD[ready[i]], !s.paused else { continue }   // the wakeup fd, or paused meanwhile
+                    roundRead.append(s)
+                    if !drain(s) { end(s) }
+                }
+                // More fds than one batch may be ready: fetch as many batches as cover every stream once.
+                guard count == ready.count && fetches <= byFD.count / ready.count else { break }
+                count = poller.wait(into: &ready, timeoutMs: 0)
+                fetches += 1
+            }
+            budget.holdWakes(false)
+            var bytes: Int64 = 0
+            for s in roundRead {
+                if s.buffer.takeOwedWake() { s.stream.sink.notify() }
+                bytes += Int64(s.lastDrainBytes)
+            }
+            if !roundRead.isEmpty {
+                let target = max(StreamLoop.roundBytes, StreamLoop.streamBytes * Int64(roundRead.count))
+                let period = min(max(start - lastRoundAt, 1), 1_000_000_000)   // bounded: no overflow after a long quiet time
+                let wait = bytes == 0 ? StreamLoop.maxCoalesceNs : target * period / bytes
+                coalesceNs = min(max(wait, StreamLoop.minCoalesceNs), StreamLoop.maxCoalesceNs)
+                lastRoundAt = start
+            }
+            roundRead.removeAll(keepingCapacity: true)
+        }
+
         while true {
-            // Sleep until the next round, the next stall deadline of a paused stream, or the
+            // Sleep until a FIFO is readable, the next stall deadline of a paused stream, or the
             // next stale check, whichever comes first.
             var now = Clock.monotonicNanos()
-            var wakeAt = min(roundAt, lastStaleCheck + 500_000_000)
+            var wakeAt = lastStaleCheck + 500_000_000
             for s in paused {
-                let t = s.stream.sink.buffer.stallDeadline()
+                let t = s.buffer.stallDeadline()
                 if t > now { wakeAt = min(wakeAt, t) }
             }
             let timeout = Int32(clamping: max(0, (wakeAt - now + 999_999) / 1_000_000))
             let n = poller.wait(into: &ready, timeoutMs: min(timeout, 1000))
+            var streamsReady = false
+            var backlog = false
+            for i in 0..<n {
+                if ready[i] == wakeup.fd {
+                    wakeup.drain()
+                } else if let s = byFD[ready[i]] {
+                    streamsReady = true
+                    if s.behind || s.lastDrainBytes >= StreamLoop.busyBytes { backlog = true }
+                }
+            }
             now = Clock.monotonicNanos()
 
             for cmd in inbox.withLock({ let c = $0; $0.removeAll(); return c }) {
@@ -144,15 +209,13 @@ public final class StreamLoop: Sendable {
                 case .add(let stream):
                     let s = StreamReader(stream)
                     byFD[s.fd] = s
-                    poller.watchOnce(s.fd)
+                    poller.watch(s.fd)
                     if !drain(s) { end(s) }
                 case .stop(let file):
                     if let s = byFD.values.first(where: { $0.stream.file == file }) {
                         s.stopRequestedAt = s.stopRequestedAt ?? now
                     }
                 case .readAll(let ticket):
-                    pending = []
-                    roundAt = .max
                     for s in Array(byFD.values) where !s.paused {
                         var open = true
                         for _ in 0..<64 where open && !s.paused { open = drain(s) }
@@ -162,35 +225,21 @@ public final class StreamLoop: Sendable {
                 }
             }
 
-            for i in 0..<n {
-                let fd = ready[i]
-                if fd == wakeup.fd { wakeup.drain(); continue }
-                guard let s = byFD[fd] else { continue }
-                if s.lastDrainBytes >= StreamLoop.busyBytes {
-                    if !drain(s) { end(s) }
-                } else {
-                    if pending.isEmpty { roundAt = now + StreamLoop.coalesceNs }
-                    pending.append(s)
-                }
-            }
-
-            if !pending.isEmpty && now >= roundAt {
-                let round = pending
-                pending = []
-                roundAt = .max
-                for s in round where byFD[s.fd] === s {
-                    if !drain(s) { end(s) }
-                }
+            if streamsReady {
+                // Let frames pile up, unless a stream is behind already.
+                if !backlog { usleep(UInt32(coalesceNs / 1000)) }
+                readRound(count: n, fresh: backlog)
             }
 
             // Resume paused streams that may read again (woken by a buffer, or stalled).
             if !paused.isEmpty {
                 for s in paused where !s.mustPause {
-                    if s.stream.sink.buffer.isFull && s.stream.sink.buffer.policy != .block {
+                    if s.buffer.isFull && s.buffer.policy != .block {
                         Log.debug("sink made no progress for \(EventBuffer.stallNanos / 1_000_000) ms; reading on, the buffer-full policy applies", container: s.name)
                     }
                     s.paused = false
                     paused.removeAll { $0 === s }
+                    poller.watch(s.fd)
                     if !drain(s) { end(s) }
                 }
             }
