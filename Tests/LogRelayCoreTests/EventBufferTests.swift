@@ -183,8 +183,8 @@ final class EventBufferTests: XCTestCase {
         XCTAssertEqual(buf.counters.bufferedLines, 2)
     }
 
-    func testSinkWakeupCoalescesSignalsUntilDrained() {
-        let w = SinkWakeup()
+    func testWakeupCoalescesSignalsUntilDrained() {
+        let w = Wakeup()
         w.signal()
         w.signal()
         XCTAssertTrue(w.wait(timeoutMs: 0))

@@ -139,8 +139,9 @@ def _settled(plugin, c, received):
     return ok
 
 
-def _check_exactly_once(urls, entries):
-    """The stream holds each line once: count, distinct ids and contents. Returns the count."""
+def _check_exactly_once(urls, entries, ordered=True):
+    """The stream holds each line once: count, distinct ids and contents, and, when `ordered`,
+    in the order written. Returns the count."""
     expected = [e.line.decode() for e in entries]
     info = _stream_info(urls)
     assert info, "no node answers STREAM.INFO"
@@ -154,7 +155,8 @@ def _check_exactly_once(urls, entries):
     missing = set(expected) - set(logs)
     assert not missing, f"{len(missing)} lines are not in the stream (first: {sorted(missing)[:5]})"
     assert set(logs) <= set(expected), "the stream holds lines that were never written"
-    assert logs == expected, "lines stored out of order"
+    if ordered:
+        assert logs == expected, "lines stored out of order"
     return len(logs), len(set(ids))
 
 
@@ -198,7 +200,9 @@ def test_r3_stream_leader_killed_mid_stream_every_line_stored_exactly_once(serve
     assert wait_until(_settled(plugin, c, N), DELIVERY_TIMEOUT + 60, 0.5), _counters(plugin, c)
     k = _counters(plugin, c)
     assert k["lines_published_total"] == N and k["lines_dropped_total"] == 0 and k["lines_rejected_total"] == 0, k
-    count, ids = _check_exactly_once(urls, entries)
+    # Not in order: messages the dying leader never stored can be published again only after
+    # their PubAck timed out, behind later ones the new leader had already stored.
+    count, ids = _check_exactly_once(urls, entries, ordered=False)
     assert count == N and ids == N
     print(f"R3 leader {leader.dir.name} killed at {event['published_at_kill']} published; stream holds {count} "
           f"messages, {ids} distinct ids; plugin counters {k}")

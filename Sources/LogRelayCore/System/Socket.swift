@@ -2,6 +2,7 @@
 // above it speaks in IOResult values and typed errors, and never sees errno or EINTR.
 import CSystem
 import Glibc
+import Synchronization
 
 /// A failed call: its name (with what it was about) and the real cause. `code` 0 means the
 /// cause is already in `call` (resolver errors have no errno).
@@ -233,18 +234,25 @@ public enum TCPSocket {
     }
 }
 
-/// A wake-up fd for poll loops (eventfd): other threads `signal()`, the loop `drain()`s.
+/// A wake-up fd for poll loops (eventfd): other threads `signal()`, the loop `drain()`s and
+/// then looks at everything it is woken for. A signal writes the eventfd only when no wake-up
+/// is pending since the last drain, so many signals before the loop wakes cost one write.
 public final class Wakeup: Sendable {
     private let descriptor: FileDescriptor
+    private let pending = Atomic<Bool>(false)
     public var fd: Int32 { descriptor.raw }
     public init() { descriptor = FileDescriptor(logrelay_eventfd()) }
     public func signal() {
+        guard !pending.exchange(true, ordering: .acquiringAndReleasing) else { return }
         var one: UInt64 = 1
         _ = retryingEINTR { Glibc.write(fd, &one, 8) }
     }
+    /// The eventfd is read before the flag is cleared, so a signal in between either finds the
+    /// flag still set (and what it signals is seen after this) or writes the eventfd again.
     public func drain() {
         var v: UInt64 = 0
         _ = retryingEINTR { Glibc.read(fd, &v, 8) }
+        _ = pending.exchange(false, ordering: .acquiringAndReleasing)
     }
 
     /// Waits up to `timeoutMs` for a signal; true if one came.

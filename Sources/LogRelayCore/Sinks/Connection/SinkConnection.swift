@@ -3,7 +3,7 @@
 // a server pool with one backoff policy, closing when no stream is left, the status that
 // /metrics shows and the rate-limited error log. A sink brings only its protocol
 // (SinkProtocol): the handshake, the session, and what "confirmed" means. The streams wake
-// the connection thread through SinkWakeup, which writes its eventfd only when no wake-up is
+// the connection thread through its Wakeup, which writes its eventfd only when no wake-up is
 // pending already.
 import Glibc
 import Synchronization
@@ -87,52 +87,13 @@ enum ConnectionTimings {
     static let finishedKeepNs: Int64 = 600_000_000_000
 }
 
-/// The connection thread's wake-up: an eventfd that a signal writes only when no wake-up is
-/// pending since the thread last drained it, so a round of streams telling the same thread
-/// about new lines costs one write, and none while a wake-up is still unread.
-public final class SinkWakeup: Sendable {
-    private let eventfd = Wakeup()
-    private let pending = Atomic<Bool>(false)
-
-    public var fd: Int32 { eventfd.fd }
-
-    public func signal() {
-        if !pending.exchange(true, ordering: .acquiringAndReleasing) { eventfd.signal() }
-    }
-
-    /// The connection thread saw `fd` readable: it looks at every buffer after this. The
-    /// eventfd is read before the flag is cleared, so a signal in between either finds the
-    /// flag still set (and its lines are seen after this) or writes the eventfd again.
-    public func drain() {
-        eventfd.drain()
-        _ = pending.exchange(false, ordering: .acquiringAndReleasing)
-    }
-
-    /// Waits up to `timeoutMs` for a signal; true if one came.
-    public func wait(timeoutMs: Int32) -> Bool {
-        let r = FD.poll1(fd, events: Int16(POLLIN), timeoutMs: timeoutMs)
-        drain()
-        return r != 0
-    }
-
-    /// Sleeps `ns` (a backoff), returning early once `stop()` is true; signals only re-check it.
-    public func sleep(ns: Int64, unless stop: () -> Bool) {
-        let deadline = Clock.monotonicNanos() + ns
-        while !stop() {
-            let left = deadline - Clock.monotonicNanos()
-            if left <= 0 { return }
-            _ = wait(timeoutMs: Int32(min(left / 1_000_000 + 1, 1000)))
-        }
-    }
-}
-
 public final class SinkConnection<P: SinkProtocol>: Sendable {
     public typealias Attachment = SinkAttachment<P.Route>
 
     public let proto: P
     private let attachments = Mutex<[Attachment]>([])
     /// Signalled by the streams (new lines, EOF) and by stop().
-    public let wakeup = SinkWakeup()
+    public let wakeup = Wakeup()
     private let stopping = Atomic<Bool>(false)
     private let statusBox: Mutex<ConnectionStatus>
     private let carried = Atomic<Int>(0)
