@@ -19,12 +19,13 @@ REGEX="$S/Regex/LinearRegex.swift $S/Regex/RegexParser.swift $S/Regex/RegexProgr
 # The option parser and what it needs: TagTemplate uses OptionError (LogOptions.swift),
 # ContainerInfo, NATSServerURL.hexValue and JSONText; LogOptions.swift needs NATSSubject
 # (NATSServerURL.swift), the NATS user key file type (NATSUserKey.swift, NKeys.swift: OpenSSL),
-# the multiline-datetime-format check (MultilineGrouper.swift, PartialMerger.swift, FrameDecoder.swift) and the regex engine in turn;
+# the multiline-datetime-format check (MultilineGrouper.swift, PartialMerger.swift, SourceSlots.swift, FrameDecoder.swift) and the regex engine in turn;
 # NATSUserKey reads its file with the system layer.
 SYSTEM="$S/System/Files.swift $S/System/Socket.swift $S/System/Threads.swift"
 OPTIONS="$S/Event/TagTemplate.swift $S/Event/LogOptions.swift $S/Event/ContainerInfo.swift \
          $S/Sinks/NATS/NATSServerURL.swift $S/Sinks/NATS/NATSUserKey.swift $S/Sinks/NATS/NKeys.swift \
-         $S/Stream/MultilineGrouper.swift $S/Stream/PartialMerger.swift $S/Stream/FrameDecoder.swift $S/Support/JSONText.swift $REGEX $SYSTEM"
+         $S/Stream/MultilineGrouper.swift $S/Stream/PartialMerger.swift $S/Stream/SourceSlots.swift $S/Stream/FrameDecoder.swift \
+         $S/Support/JSONText.swift $REGEX $SYSTEM"
 
 # target → harness and product sources (keep in step with the imports of the parsers)
 sources() {
