@@ -10,6 +10,9 @@ public struct NATSRoute: Sendable {
     /// The route's constant pieces, back to back (see `Piece`).
     let wire: [UInt8]
     let pieces: [Range<Int>]
+    /// The longest header block a line of this route can get, without the session's extra
+    /// headers (see headerBound).
+    private let headerBlockBound: Int
 
     /// What `wire` holds, in this order.
     enum Piece: Int, CaseIterable {
@@ -48,6 +51,10 @@ public struct NATSRoute: Sendable {
         }
         self.wire = wire
         self.pieces = pieces
+        // "n" time (≤ 20) "-" source (≤ 6) "-" ordinal (≤ 10) "-" piece (≤ 10), the longest
+        // tail, CRLF.
+        let tail = [Piece.stdoutTail, .stderrTail, .otherTail].map { pieces[$0.rawValue].count }.max()!
+        headerBlockBound = pieces[Piece.msgID.rawValue].count + 20 + 1 + 6 + 1 + 10 + 1 + 10 + tail + 2
     }
 
     /// A header value cannot hold CR, LF or other control bytes (Docker's ids and names never do).
@@ -56,12 +63,7 @@ public struct NATSRoute: Sendable {
     }
 
     /// The longest header block a line of this route can get (a cut line's piece suffix included).
-    func headerBound(extra: Int) -> Int {
-        // "n" time (≤ 20) "-" source (≤ 6) "-" ordinal (≤ 10) "-" piece (≤ 10), the longest
-        // tail, the extra headers, CRLF.
-        let tail = [Piece.stdoutTail, .stderrTail, .otherTail].map { pieces[$0.rawValue].count }.max()!
-        return pieces[Piece.msgID.rawValue].count + 20 + 1 + 6 + 1 + 10 + 1 + 10 + tail + extra + 2
-    }
+    func headerBound(extra: Int) -> Int { headerBlockBound + extra }
 }
 
 extension NATSSink {
@@ -78,7 +80,7 @@ extension NATSSink {
         let headerRoom = framing.headers ? route.headerBound(extra: framing.extraHeaders.count) : 0
         let maxEvent = framing.maxPayload - headerRoom
         let startOffset = endOffset - Int64(records.count)
-        MessageHead.with(route: route, framing: framing) { head in
+        MessageHead.with(route: route, framing: framing, blockRoom: headerRoom) { head in
             var i = 0
             while i < records.count {
                 let (rec, next) = LineRecord.read(records, at: i)
@@ -143,11 +145,11 @@ struct MessageHead {
     private let tails: (Range<Int>, Range<Int>, Range<Int>)
     private let blockAt: Int
 
-    /// Runs `body` with a MessageHead for messages of `route` in a session framed by `framing`.
-    static func with(route: NATSRoute, framing: NATSSink.Framing, _ body: (MessageHead) -> Void) {
+    /// Runs `body` with a MessageHead for messages of `route` in a session framed by `framing`,
+    /// whose header blocks take at most `blockRoom` bytes (the route's headerBound; 0 without headers).
+    static func with(route: NATSRoute, framing: NATSSink.Framing, blockRoom: Int, _ body: (MessageHead) -> Void) {
         // Command line: verb and subject, the reply (inbox + 20 digits), hlen and tlen (≤ 20 each), spaces, CRLF.
         let lineRoom = route.wire.count + framing.inbox.count + 3 * 20 + 8
-        let blockRoom = framing.headers ? route.headerBound(extra: framing.extraHeaders.count) : 0
         let constants = route.wire.count + framing.inbox.count + framing.extraHeaders.count
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: constants + lineRoom + blockRoom) { buf in
             let base = buf.baseAddress!
