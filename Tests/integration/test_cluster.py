@@ -46,13 +46,25 @@ def _subscribe_on(node, in_use, subscriber_factory, subject):
     return sub
 
 
-def _check_complete(tracker, entries, what):
+def _server_complaints(nodes):
+    """The nodes' log lines that say a client or route fell behind or broke (the cause when a
+    subscriber misses lines the plugin had delivered)."""
+    lines = []
+    for n in nodes:
+        text = n.log_path.read_text(errors="replace") if n.log_path.exists() else ""
+        lines += [f"{n.dir.name}: {ln}" for ln in text.splitlines() 
+                  if ("[ERR]" in ln or "Slow Consumer" in ln) and "connect to route" not in ln]
+    return lines[-10:]
+
+
+def _check_complete(tracker, entries, what, nodes):
     expected = [e.line.decode() for e in entries]
     ok = tracker.wait_unique(len(expected), timeout=DELIVERY_TIMEOUT + 30)
     missing = len(set(expected) - tracker.unique)
     assert ok and missing == 0, (
         f"{what}: {missing} of {len(expected)} lines never arrived "
-        f"(first missing: {sorted(set(expected) - tracker.unique)[:5]})")
+        f"(first missing: {sorted(set(expected) - tracker.unique)[:5]}); "
+        f"subscriber errors: {tracker.sub.errors[-5:]}; servers: {_server_complaints(nodes)}")
     tracker.sub.wait_quiet(1.0)
     tracker.update()
     assert tracker.unique == set(expected), "lines that were never written arrived"
@@ -89,7 +101,7 @@ def test_node_in_use_killed_mid_stream_subscriber_on_another_node_gets_every_lin
     assert killed[0] > 0, "nothing had arrived before the kill: not mid-stream"
     assert c.writer.flush(30), "the plugin stopped draining the FIFO during the failover"
 
-    dups = _check_complete(tracker, entries, "after killing the node in use")
+    dups = _check_complete(tracker, entries, "after killing the node in use", nodes)
     new_node = _node_in_use(nodes)
     assert new_node is not in_use
     assert plugin.alive()
@@ -128,7 +140,7 @@ def test_lame_duck_node_hands_the_stream_to_another_node_without_loss(
 
     paced_send(c, entries, per_batch=500, interval=0.01, on_batch=ldm)
     assert c.writer.flush(30)
-    _check_complete(tracker, entries, "across lame-duck mode")
+    _check_complete(tracker, entries, "across lame-duck mode", nodes)
     assert wait_until(lambda: "logrelay" in nodes[1].client_names(), 15), \
         "the plugin did not move to the other node when its node entered lame-duck mode"
     # the node exits by itself once its last client is gone; the plugin must have left because
