@@ -134,6 +134,21 @@ final class LogentriesWireTests: XCTestCase {
         XCTAssertEqual(t.retainedBytes, 0)
     }
 
+    func testTrackerKeepsTheLatestCopiesUpToKeepBytesWhateverTheEstimate() {
+        var t = DeliveryTracker<Int>(graceNs: 0, retainMaxBytes: 1000)
+        for k in 1...4 { t.add([k], bytes: 10, endOffset: Int64(10 * k)) }
+        // Everything acknowledged and, by the estimate, read: a young connection keeps 25 bytes' worth.
+        XCTAssertEqual(t.update(acked: 40, read: 40, keepBytes: 25, now: 0), [1, 2, 3, 4])
+        XCTAssertEqual(t.retainedCount, 2, "the two newest batches stay")
+        let (kept, _) = t.takeAll()
+        XCTAssertEqual(kept, [3, 4])
+        // Grown up (keepBytes 0): read copies go.
+        t.add([5], bytes: 10, endOffset: 50)
+        XCTAssertEqual(t.update(acked: 50, read: 50, keepBytes: 25, now: 1), [5])
+        XCTAssertEqual(t.update(acked: 50, read: 50, now: 2), [])
+        XCTAssertFalse(t.hasRetained)
+    }
+
     func testTrackerHandsBackRetainedThenInFlightOnFailure() {
         var t = DeliveryTracker<Int>(graceNs: 1000, retainMaxBytes: 25)
         t.add([1], bytes: 10, endOffset: 10)
@@ -215,6 +230,17 @@ final class LogentriesWireTests: XCTestCase {
     /// (RST): the lines were released from the buffer on the acknowledgement, but the
     /// connection kept them for the grace period and sends them on the next connection.
     func testAcknowledgedButUnreadLinesAreSentAgainWhenTheEndpointResets() throws {
+        try checkAcknowledgedButUnreadLinesArrive(afterResets: 1)
+    }
+
+    /// The copies sent again are lost with the next connection too (a dying endpoint's accept
+    /// queue takes it and resets it): they must be sent on the one after, as copies (their
+    /// lines left their buffer long ago, no rewind brings them back).
+    func testLinesSentAgainSurviveTheNextConnectionResettingToo() throws {
+        try checkAcknowledgedButUnreadLinesArrive(afterResets: 2)
+    }
+
+    private func checkAcknowledgedButUnreadLinesArrive(afterResets resets: Int) throws {
         let (listener, port) = try listen()
         defer { close(listener) }
         let registry = LogentriesRegistry()
@@ -236,12 +262,21 @@ final class LogentriesWireTests: XCTestCase {
         XCTAssertTrue(buffer.isEmpty, "released once acknowledged")
         close(first)   // unread data: the kernel answers with RST
 
-        pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-        guard poll(&pfd, 1, 5000) == 1 else {
-            XCTFail("no reconnect: the acknowledged lines were not kept to be sent again")
-            return
+        var second: Int32 = -1
+        for k in 1...resets {
+            pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 5000) == 1 else {
+                XCTFail("no reconnect: the acknowledged lines were not kept to be sent again")
+                return
+            }
+            second = accept(listener, nil, nil)
+            if k < resets {
+                // Reset at once, whatever of the copies arrived unread or is still on its way.
+                var lin = linger(l_onoff: 1, l_linger: 0)
+                _ = setsockopt(second, SOL_SOCKET, SO_LINGER, &lin, socklen_t(MemoryLayout<linger>.size))
+                close(second)
+            }
         }
-        let second = accept(listener, nil, nil)
         defer { close(second) }
         var got: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -256,8 +291,9 @@ final class LogentriesWireTests: XCTestCase {
         }
         let lines = got.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
         XCTAssertEqual(lines, (0..<n).map { "\(Self.token) unread \($0)" })
-        XCTAssertEqual(sink.connection.status.resentLines, n)
-        XCTAssertEqual(sink.connection.status.reconnects, 1)
+        XCTAssertGreaterThanOrEqual(sink.connection.status.resentLines, n)
+        // A reset can also meet the connect itself (a failed attempt, not a lost connection).
+        XCTAssertTrue((1...resets).contains(sink.connection.status.reconnects), "\(sink.connection.status.reconnects)")
     }
 
     private func listen() throws -> (Int32, Int) {

@@ -341,7 +341,10 @@ def test_lagging_endpoint_killed_with_acknowledged_lines_unread_gets_every_line(
 
     def got():
         return {json.loads(split_wire(l, token))["log"].encode() for l in ep.lines()}
-    assert wait_until(lambda: want <= got(), DELIVERY_TIMEOUT + 30, 0.5), f"{len(want - got())} lines missing"
+    if not wait_until(lambda: want <= got(), DELIVERY_TIMEOUT + 30, 0.5):
+        missing = sorted(want - got())
+        pytest.fail(f"{len(missing)} lines missing: {missing[0][:10]!r} … {missing[-1][:10]!r}; "
+                    f"the endpoint had {ep.count()} wire lines")
     assert_accounting(plugin.socket, c.name)
     c.stop()
 

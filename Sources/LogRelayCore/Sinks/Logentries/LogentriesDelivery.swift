@@ -8,11 +8,14 @@
 // with RST, and those lines are then sent again, ahead of everything else. What it has read
 // is estimated from the window it advertises (tcpi_snd_wnd shrinks by what waits unread in
 // its receive buffer, against the largest window seen); on kernels that do not report the
-// window, a fixed grace period stands in. Copies are bounded by bytes and by age, so an
-// endpoint that stops reading costs memory only up to a cap. Lines not yet acknowledged
-// are rewound in their buffers and sent again too (at-least-once; a duplicate is possible,
-// a loss only if the endpoint's host dies after its application read the bytes, or a copy
-// was let go at the cap).
+// window, a fixed grace period stands in. The window tells nothing in a connection's first
+// seconds, while it still grows: an endpoint dying just after its kernel accepted the
+// connection (a killed server's accept queue) acknowledges bytes nobody ever reads, with a
+// growing window. So a young connection keeps its latest copies (up to a small cap) whatever
+// the window says. Copies are bounded by bytes and by age, so an endpoint that stops reading
+// costs memory only up to a cap. Lines not yet acknowledged are rewound in their buffers and
+// sent again too (at-least-once; a duplicate is possible, a loss only if the endpoint's host
+// dies after its application read the bytes, or a copy was let go at the cap).
 import CSystem
 
 /// Batches written to one connection, oldest first: in flight until acknowledged, then
@@ -54,8 +57,9 @@ struct DeliveryTracker<Piece> {
     /// The peer has acknowledged `acked` bytes (seen at `now`) and, when known, its application
     /// has read up to `read`: returns the pieces of the newly acknowledged batches, oldest first,
     /// and forgets retained batches that were read and are older than `graceNs` (the tracker's
-    /// own when not given), or that are beyond the age or byte cap.
-    mutating func update(acked: Int64, read: Int64? = nil, graceNs: Int64? = nil, now: Int64) -> [Piece] {
+    /// own when not given) while more than `keepBytes` are retained, or that are beyond the age
+    /// or byte cap.
+    mutating func update(acked: Int64, read: Int64? = nil, graceNs: Int64? = nil, keepBytes: Int = 0, now: Int64) -> [Piece] {
         var done: [Piece] = []
         while inFlightHead < inFlight.count && inFlight[inFlightHead].endOffset <= acked {
             var b = inFlight[inFlightHead]
@@ -72,7 +76,7 @@ struct DeliveryTracker<Piece> {
             let b = retained[retainedHead]
             let age = now - b.ackedAt
             let isRead = age >= grace && read.map { b.endOffset <= $0 } ?? true
-            guard isRead || age >= maxRetainNs || retainedBytes > retainMaxBytes else { break }
+            guard (isRead && retainedBytes > keepBytes) || age >= maxRetainNs || retainedBytes > retainMaxBytes else { break }
             retainedBytes -= b.bytes
             retained[retainedHead].pieces = []
             retainedHead += 1

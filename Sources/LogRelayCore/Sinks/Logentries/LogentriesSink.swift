@@ -56,6 +56,10 @@ public struct LogentriesSink: SinkProtocol {
     static let graceNs: Int64 = 200_000_000
     static let retainMaxBytes = 8 << 20
     static let retainMaxNs: Int64 = 30_000_000_000
+    /// A connection this young keeps this much of its latest acknowledged lines whatever the
+    /// endpoint's window says (LogentriesDelivery.swift: the window still grows).
+    static let youngNs: Int64 = 2_000_000_000
+    static let youngKeepBytes = 1 << 20
     /// Unacknowledged bytes with no acknowledgement progress for this long: the peer is gone.
     static let stallNs: Int64 = 30_000_000_000
     /// No lines for this long: the connection closes, well before the ~10 min idle cut-off of
@@ -75,6 +79,10 @@ public struct LogentriesSink: SinkProtocol {
         let attachment: LogentriesAttachment
         let offset: Int64?
         let records: [UInt8]
+
+        /// The copy to send again: its lines left their buffer when first acknowledged, so
+        /// no rewind brings them back (only this copy does, on every later failure too).
+        var released: Piece { Piece(attachment: attachment, offset: nil, records: records) }
     }
 
     /// Lines of a failed connection to send first on the next one, oldest first.
@@ -130,7 +138,8 @@ public struct LogentriesSink: SinkProtocol {
         var raw = [UInt8]()
         var readBuf = [UInt8](repeating: 0, count: 16 * 1024)
         var rotation = 0
-        var lastActivity = Clock.monotonicNanos()   // last write, or start
+        let startedAt = Clock.monotonicNanos()
+        var lastActivity = startedAt                // last write, or start
         var acked: Int64 = -1
         var lastAckProgress = lastActivity
         var unusedSince: Int64? = nil
@@ -144,7 +153,7 @@ public struct LogentriesSink: SinkProtocol {
             // were not acknowledged are rewound in their buffers instead.
             var (kept, flying) = tracker.takeAll()
             if readEverything { kept = [] }
-            var again = kept
+            var again = kept.map(\.released)
             again += flying.filter { $0.offset == nil }
             again += batch.filter { $0.offset == nil }
             again += resend[resendNext...]
@@ -240,7 +249,9 @@ public struct LogentriesSink: SinkProtocol {
                                            quiet: now - lastActivity >= 1_000_000_000 && outOff == out.count)
                 // An empty send queue acknowledges every batch, whatever its recorded end.
                 let ackedUpTo = outOff == out.count && TCPProgress.allAcknowledged(fd) ? Int64.max : p.acked
-                for piece in tracker.update(acked: ackedUpTo, read: read, graceNs: read.map { _ in 2 * p.rttNs + 5_000_000 }, now: now) {
+                let keep = now - startedAt < LogentriesSink.youngNs ? LogentriesSink.youngKeepBytes : 0
+                for piece in tracker.update(acked: ackedUpTo, read: read, graceNs: read.map { _ in 2 * p.rttNs + 5_000_000 },
+                                            keepBytes: keep, now: now) {
                     if let off = piece.offset { piece.attachment.buffer.confirm(upTo: off) }
                 }
                 if (!tracker.isEmpty || outOff < out.count) && now - lastAckProgress > LogentriesSink.stallNs {
