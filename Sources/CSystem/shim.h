@@ -27,6 +27,8 @@ extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int fl
 #define LOGRELAY_F_SETPIPE_SZ 1031
 // O_PATH (a handle to look at a path without opening the file) is a GNU name in glibc.
 #define LOGRELAY_O_PATH 010000000
+// O_NOATIME (reads leave the inode's access time alone) is a GNU name in glibc too.
+#define LOGRELAY_O_NOATIME 01000000
 
 // ThreadSanitizer's annotations (its runtime defines them; only TSAN builds call them).
 void __tsan_acquire(void *addr);
