@@ -362,6 +362,31 @@ final class EventEncoderTests: XCTestCase {
         XCTAssertEqual(decode(records(encoder(), [], time: 0)[0])?.time, "1970-01-01T00:00:00.000000000Z")
     }
 
+    func testDecimalDigitsForwardAndBackwardMatchSwift() {
+        var values: [UInt64] = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1_700_000_000_123_456_789, UInt64.max, UInt64.max - 1]
+        var p: UInt64 = 1
+        while true {
+            values += [p - 1, p, p + 1]
+            let (next, overflow) = p.multipliedReportingOverflow(by: 10)
+            if overflow { break }
+            p = next
+        }
+        var rng = RNG(seed: 7)
+        values += (0..<1000).map { _ in rng.next() >> (rng.next() % 64) }
+        for v in values {
+            var buf = [UInt8](repeating: 0x2E, count: 24)
+            let n = buf.withUnsafeMutableBufferPointer { DecimalDigits.write(v, at: $0.baseAddress! + 1) }
+            XCTAssertEqual(String(decoding: buf[1..<(1 + n)], as: UTF8.self), String(v))
+            XCTAssertEqual(buf[0], 0x2E, "wrote before its start")
+            XCTAssertEqual(buf[1 + n], 0x2E, "wrote past its end")
+            var back = [UInt8](repeating: 0x2E, count: 24)
+            let m = back.withUnsafeMutableBufferPointer { DecimalDigits.writeBackwards(v, endingAt: $0.baseAddress! + 22) }
+            XCTAssertEqual(String(decoding: back[(22 - m)..<22], as: UTF8.self), String(v))
+            XCTAssertEqual(back[21 - m], 0x2E, "wrote before its start")
+            XCTAssertEqual(back[22], 0x2E, "wrote past its end")
+        }
+    }
+
     /// Deterministic generator (SplitMix64) so failures reproduce.
     struct RNG {
         var state: UInt64

@@ -252,14 +252,7 @@ public final class EventEncoder: Sendable {
         let template: StaticString = "0000-00-00T00:00:00.000000000Z"
         let p = sink.reserve(template.utf8CodeUnitCount, &out)
         sink.put(template, &out)
-        // Two digits per step from a literal table: half the divisions of digit-by-digit.
-        let pairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
-        let table = pairs.utf8Start
-        func two(_ v: Int64, at k: Int) {
-            let t = Int(truncatingIfNeeded: v) &* 2
-            p[k] = table[t]
-            p[k + 1] = table[t + 1]
-        }
+        func two(_ v: Int64, at k: Int) { DecimalDigits.putPair(Int(truncatingIfNeeded: v), at: p + k) }
         two(year / 100 % 100, at: 0)
         two(year % 100, at: 2)
         two(month, at: 5)
@@ -548,5 +541,51 @@ public final class EventEncoder: Sendable {
             k += 1
         }
         return (trailing + 1, true)
+    }
+}
+
+/// Decimal digits for the encoders, two per step from a literal table: half the divisions
+/// (each a multiply-shift on the critical path) of digit-by-digit.
+enum DecimalDigits {
+    private static let pairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+    /// Writes `v` (0...99) as two digits at `p`.
+    @inline(__always)
+    static func putPair(_ v: Int, at p: UnsafeMutablePointer<UInt8>) {
+        let t = pairs.utf8Start + v &* 2
+        p[0] = t[0]
+        p[1] = t[1]
+    }
+
+    /// Writes `v`'s digits ending just before `end`; returns how many.
+    @inline(__always)
+    static func writeBackwards(_ v: UInt64, endingAt end: UnsafeMutablePointer<UInt8>) -> Int {
+        var v = v
+        var n = 0
+        while v >= 100 {
+            n &+= 2
+            putPair(Int(truncatingIfNeeded: v % 100), at: end - n)
+            v /= 100
+        }
+        if v >= 10 {
+            n &+= 2
+            putPair(Int(truncatingIfNeeded: v), at: end - n)
+        } else {
+            n &+= 1
+            end[-n] = 0x30 &+ UInt8(truncatingIfNeeded: v)
+        }
+        return n
+    }
+
+    /// Writes `v`'s digits at `p`; returns how many. (Backwards into a scratch, then moved:
+    /// cheaper than counting the digits first, one division each.)
+    @inline(__always)
+    static func write(_ v: UInt64, at p: UnsafeMutablePointer<UInt8>) -> Int {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { t in
+            let end = t.baseAddress! + 20
+            let n = writeBackwards(v, endingAt: end)
+            for k in 0..<n { p[k] = end[k - n] }
+            return n
+        }
     }
 }

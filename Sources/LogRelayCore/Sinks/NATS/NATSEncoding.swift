@@ -183,7 +183,7 @@ struct MessageHead {
             end += r.count
         }
         @inline(__always) func put(_ byte: UInt8) { base[end] = byte; end += 1 }
-        @inline(__always) func put(decimal v: UInt64) { end += writeDecimal(v, at: base + end) }
+        @inline(__always) func put(decimal v: UInt64) { end += DecimalDigits.write(v, at: base + end) }
         var blockLength = 0
         if headers {
             // The Nats-Msg-Id names the line the same way on every replay: container id,
@@ -215,7 +215,7 @@ struct MessageHead {
             (base + start).update(from: base + r.lowerBound, count: r.count)
         }
         @inline(__always) func prepend(_ byte: UInt8) { start -= 1; base[start] = byte }
-        @inline(__always) func prepend(decimal v: UInt64) { start -= writeDecimalBackwards(v, endingAt: base + start) }
+        @inline(__always) func prepend(decimal v: UInt64) { start -= DecimalDigits.writeBackwards(v, endingAt: base + start) }
         prepend(0x0A); prepend(0x0D)
         prepend(decimal: UInt64(blockLength + payload))
         if headers {
@@ -239,26 +239,4 @@ extension NATSSink {
         guard source.count == 6 else { return 2 }
         return source[3] == 0x6F ? 0 : 1
     }
-}
-
-/// Writes `v`'s decimal digits ending just before `end`; returns how many.
-@inline(__always)
-func writeDecimalBackwards(_ v: UInt64, endingAt end: UnsafeMutablePointer<UInt8>) -> Int {
-    var v = v
-    var n = 0
-    repeat {
-        n += 1
-        end[-n] = UInt8(truncatingIfNeeded: 48 &+ v % 10)
-        v /= 10
-    } while v > 0
-    return n
-}
-
-/// Writes `v`'s decimal digits at `p`; returns how many.
-@inline(__always)
-func writeDecimal(_ v: UInt64, at p: UnsafeMutablePointer<UInt8>) -> Int {
-    var digits = 1
-    var rest = v / 10
-    while rest > 0 { digits += 1; rest /= 10 }
-    return writeDecimalBackwards(v, endingAt: p + digits)
 }
