@@ -6,11 +6,13 @@
 // would cost a wake-up and a read per line. So the loop works in rounds: when a stream
 // becomes readable after a quiet moment, the loop sleeps 2-3 ms (frames pile up in the 1 MiB
 // pipes; longest while streams trickle), then reads every stream readable by then, once
-// each, and tells each sink once per round (FlowBudget holds the wake-ups meanwhile). A
-// round in which some stream was left behind last time (a backlog, or a read cut short by
-// its buffer) starts at once. FIFOs are watched level-triggered (no re-arming per read); a
-// paused stream is taken out of the epoll set, and its buffer wakes the loop when it may
-// read again, or the loop looks again when the sink counts as stalled: no polling.
+// each, and tells each sink once per round (FlowBudget holds the wake-ups meanwhile). While
+// lines keep coming, the next round follows the same sleep without waiting for a first
+// frame: one wake-up per round. A round in which some stream was left behind last time (a
+// backlog, or a read cut short by its buffer) starts at once. FIFOs are watched
+// level-triggered (no re-arming per read); a paused stream is taken out of the epoll set, and
+// its buffer wakes the loop when it may read again, or the loop looks again when the sink
+// counts as stalled: no polling.
 import CSystem
 import Glibc
 import Synchronization
@@ -148,8 +150,9 @@ public final class StreamLoop: Sendable {
         }
 
         /// Reads every stream that is readable now, once each; `ready[0..<count]` is current when
-        /// `fresh`, else it is fetched. Then wakes each sink that is owed it, once.
-        func readRound(count first: Int, fresh: Bool) {
+        /// `fresh`, else it is fetched. Then wakes each sink that is owed it, once. Returns the
+        /// bytes read and whether a stream was left behind (a backlog, a read cut short).
+        func readRound(count first: Int, fresh: Bool) -> (bytes: Int64, leftBehind: Bool) {
             let start = Clock.monotonicNanos()
             budget.holdWakes(true)
             var count = fresh ? first : poller.wait(into: &ready, timeoutMs: 0)
@@ -167,9 +170,11 @@ public final class StreamLoop: Sendable {
             }
             budget.holdWakes(false)
             var bytes: Int64 = 0
+            var leftBehind = false
             for s in roundRead {
                 if s.buffer.takeOwedWake() { s.stream.sink.notify() }
                 bytes += Int64(s.lastDrainBytes)
+                if s.behind || s.lastDrainBytes >= StreamLoop.busyBytes { leftBehind = true }
             }
             if !roundRead.isEmpty {
                 let target = max(StreamLoop.roundBytes, StreamLoop.streamBytes * Int64(roundRead.count))
@@ -179,7 +184,10 @@ public final class StreamLoop: Sendable {
                 lastRoundAt = start
             }
             roundRead.removeAll(keepingCapacity: true)
+            return (bytes, leftBehind)
         }
+
+        var flowing = false    // the last round read lines and left no stream behind
 
         while true {
             // Sleep until a FIFO is readable, the next stall deadline of a paused stream, or the
@@ -191,7 +199,9 @@ public final class StreamLoop: Sendable {
                 if t > now { wakeAt = min(wakeAt, t) }
             }
             let timeout = Int32(clamping: max(0, (wakeAt - now + 999_999) / 1_000_000))
-            let n = poller.wait(into: &ready, timeoutMs: min(timeout, 1000))
+            // Lines are flowing: the round's sleep comes first, the frames that came meanwhile after.
+            if flowing { usleep(UInt32(coalesceNs / 1000)) }
+            let n = poller.wait(into: &ready, timeoutMs: flowing ? 0 : min(timeout, 1000))
             var streamsReady = false
             var backlog = false
             for i in 0..<n {
@@ -226,9 +236,12 @@ public final class StreamLoop: Sendable {
             }
 
             if streamsReady {
-                // Let frames pile up, unless a stream is behind already.
-                if !backlog { usleep(UInt32(coalesceNs / 1000)) }
-                readRound(count: n, fresh: backlog)
+                // Let frames pile up (unless that was done, or a stream is behind already).
+                if !backlog && !flowing { usleep(UInt32(coalesceNs / 1000)) }
+                let round = readRound(count: n, fresh: backlog || flowing)
+                flowing = round.bytes > 0 && !round.leftBehind
+            } else {
+                flowing = false
             }
 
             // Resume paused streams that may read again (woken by a buffer, or stalled).

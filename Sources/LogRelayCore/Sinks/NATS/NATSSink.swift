@@ -4,8 +4,9 @@
 // PUBs (HPUBs when the server supports headers: a stable Nats-Msg-Id and the container's id,
 // name and source), and releases them:
 // - core NATS: each write ends in a PING and its lines are released by the PONG after them
-//   (the server has processed them). Lines the server refused (-ERR permissions violation)
-//   count as rejected.
+//   (the server has processed them; after a small write, the PONG is read when the next lines
+//   come, within 5 ms, so a trickle costs one wake-up per write). Lines the server refused
+//   (-ERR permissions violation) count as rejected.
 // - JetStream (nats-jetstream): each message carries a reply subject on the session's inbox
 //   and its line is released by the stream's PubAck, in order per stream, with a bounded
 //   window of messages waiting (refilled a quarter at a time; while it has room, PubAcks are
@@ -74,6 +75,10 @@ public struct NATSSink: SinkProtocol {
     /// While the window has room, PubAcks are read at most this often: they pile up in the
     /// socket and come in large reads instead of a wakeup per few of them.
     static let ackReadIntervalNs: Int64 = 2_000_000
+    /// After a small write (lines trickle in), its PONG is read when the next lines wake the
+    /// thread, or after this long: one wake-up per write instead of two.
+    static let pongReadHoldNs: Int64 = 5_000_000
+    static let smallWriteBytes = 64 * 1024
     /// No PubAck for this long: the stream (or its leader) lost the message; publish again.
     static let ackTimeoutNs: Int64 = 3_000_000_000
 
@@ -299,7 +304,7 @@ public struct NATSSink: SinkProtocol {
         var inbound = inboundPerSecond
         var inboundRefillAt = lastSend + 1_000_000_000
         var pendingInput = true              // the handshake may have left ops in the parser
-        var ackReadsHeldUntil: Int64 = 0
+        var inputHeldUntil: Int64 = 0
         if jetstream { out.append(contentsOf: NATSClientCommands.subscribe(String(decoding: framing.inbox, as: UTF8.self) + "*", sid: 1)) }
 
         /// Publishing again helps (no leader yet, storage busy, a lost message): every stream
@@ -435,19 +440,22 @@ public struct NATSSink: SinkProtocol {
                 inbound = inboundPerSecond
                 inboundRefillAt = now + 1_000_000_000
             }
-            let reading = inbound > 0 && now >= ackReadsHeldUntil
+            let reading = inbound > 0 && now >= inputHeldUntil
             var fds = [pollfd(fd: stream.fd, events: (reading ? Int16(POLLIN) : 0) | (outOff < out.count ? Int16(POLLOUT) : 0), revents: 0),
                        pollfd(fd: shell.wakeup.fd, events: Int16(POLLIN), revents: 0)]
             func msUntil(_ t: Int64) -> Int32 { Int32(max(1, (t - now) / 1_000_000)) }
-            var timeout: Int32 = reading ? 1000 : msUntil(inbound > 0 ? ackReadsHeldUntil : inboundRefillAt)
+            var timeout: Int32 = reading ? 1000 : msUntil(inbound > 0 ? inputHeldUntil : inboundRefillAt)
             if jetstream && js.retryAt > now { timeout = min(timeout, msUntil(js.retryAt)) }
             if pendingInput || (reading && stream.hasBufferedInput) { timeout = 0 }
             do { _ = try FD.poll(&fds, timeoutMs: timeout) } catch { return .failed("\(error)") }
-            if fds[1].revents != 0 { shell.wakeup.drain() }
+            let woken = fds[1].revents != 0
+            if woken { shell.wakeup.drain() }
             now = Clock.monotonicNanos()
 
             // Input: ops already parsed first, then a few bounded reads, parsing after each.
-            if pendingInput || (reading && (fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 || stream.hasBufferedInput)) {
+            // Input held back is read anyway when new lines woke the thread.
+            if pendingInput || fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0
+                || (reading && stream.hasBufferedInput) || (woken && !reading && inbound > 0) {
                 pendingInput = false
                 var reads = 0
                 var drained = false
@@ -479,7 +487,7 @@ public struct NATSSink: SinkProtocol {
                     releaseAll()
                     if js.window.waiting > 0 && js.window.waiting <= NATSSink.windowMessages - NATSSink.windowRefillMessages
                         && js.window.waitingBytes <= NATSSink.windowBytes - NATSSink.windowRefillBytes {
-                        ackReadsHeldUntil = now + NATSSink.ackReadIntervalNs
+                        inputHeldUntil = now + NATSSink.ackReadIntervalNs
                     }
                 }
             }
@@ -509,8 +517,9 @@ public struct NATSSink: SinkProtocol {
                         && js.window.waitingBytes <= NATSSink.windowBytes - NATSSink.windowRefillBytes && now >= js.retryAt
                     budget = open ? min(budget, NATSSink.windowBytes - js.window.waitingBytes) : 0
                 }
+                var taken = 0
                 if budget > 0 {
-                    _ = shell.gatherFairly(budget: budget, rotation: &rotation, scratch: &raw) { a, records, offset in
+                    taken = shell.gatherFairly(budget: budget, rotation: &rotation, scratch: &raw) { a, records, offset in
                         var mark = Mark(attachment: a, offset: offset)
                         let slot = jetstream ? js.slot(a) : -1
                         NATSSink.encode(records, endingAt: offset, for: a, framing: framing, into: &out, events: &events,
@@ -528,6 +537,7 @@ public struct NATSSink: SinkProtocol {
                     out.append(contentsOf: NATSClientCommands.ping)
                     writing = Batch(marks: marks, sentAt: now)
                     lastSend = now
+                    if !jetstream && taken < NATSSink.smallWriteBytes { inputHeldUntil = now + NATSSink.pongReadHoldNs }
                 }
                 lastWriteProgress = now
             }
