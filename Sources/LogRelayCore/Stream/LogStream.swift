@@ -49,7 +49,8 @@ final class StreamReader {
     var paused = false
     /// Bytes the last drain read: a backlog means "read again at once", little means "let frames pile up".
     var lastDrainBytes = 0
-    /// The last drain left bytes in the pipe (its read room or its turn ran out): read again at once.
+    /// The last drain left bytes in the pipe (its read room or its turn ran out) or found a
+    /// backlog (StreamLoop.busyBytes): read again at once.
     var behind = false
     /// The sink's buffer, which the loop asks before every read (kept here: no existential copy each time).
     let buffer: EventBuffer

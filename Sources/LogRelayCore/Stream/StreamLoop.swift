@@ -119,7 +119,7 @@ public final class StreamLoop: Sendable {
             var emptied = false
             defer {
                 s.lastDrainBytes = total
-                s.behind = !emptied
+                s.behind = !emptied || total >= StreamLoop.busyBytes
             }
             while budget > 0 {
                 let now = Clock.monotonicNanos()
@@ -174,7 +174,7 @@ public final class StreamLoop: Sendable {
             for s in roundRead {
                 if s.buffer.takeOwedWake() { s.stream.sink.notify() }
                 bytes += Int64(s.lastDrainBytes)
-                if s.behind || s.lastDrainBytes >= StreamLoop.busyBytes { leftBehind = true }
+                if s.behind { leftBehind = true }
             }
             if !roundRead.isEmpty {
                 let target = max(StreamLoop.roundBytes, StreamLoop.streamBytes * Int64(roundRead.count))
@@ -209,7 +209,7 @@ public final class StreamLoop: Sendable {
                     wakeup.drain()
                 } else if let s = byFD[ready[i]] {
                     streamsReady = true
-                    if s.behind || s.lastDrainBytes >= StreamLoop.busyBytes { backlog = true }
+                    if s.behind { backlog = true }
                 }
             }
             now = Clock.monotonicNanos()
