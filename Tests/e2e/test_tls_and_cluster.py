@@ -23,6 +23,7 @@ import pytest
 from e2e_helpers import docker, free_port, unique_name, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from testkit import PATIENT_WITH_SLOW_CLIENTS  # noqa: E402
 from testpki import make_pki, nats_tls_block  # noqa: E402
 
 
@@ -214,11 +215,8 @@ def test_cluster_failover_while_a_container_logs(plugin, busybox, servers, subsc
     nodes = []
     for i in range(3):
         routes = ", ".join(f'"nats://127.0.0.1:{p}"' for j, p in enumerate(cports) if j != i)
-        # The subscribers (Python) may fall far behind the plugin's replay after the failover:
-        # a node must not drop one as a slow consumer (lines the plugin delivered, lost).
         nodes.append(servers(f"cluster {{\n  name: lre2e\n  listen: 127.0.0.1:{cports[i]}\n"
-                             f"  routes: [{routes}]\n}}\n"
-                             'max_pending: 536870912\nwrite_deadline: "60s"\n', name=f"node{i}"))
+                             f"  routes: [{routes}]\n}}\n" + PATIENT_WITH_SLOW_CLIENTS, name=f"node{i}"))
     assert wait_until(lambda: all(n.routes() >= 2 for n in nodes), 30), "the cluster did not form"
 
     name = unique_name("lr-e2e-cluster")

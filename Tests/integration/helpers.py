@@ -44,8 +44,8 @@ import sys as _sys  # noqa: E402
 
 _sys.path.insert(0, str(REPO / "Tests" / "support"))
 # One of each, shared with le_endpoint.py (and through it the e2e suite): Tests/support/.
-from testkit import (NatsServer, cpu_seconds, fd_count, free_port, nats_server_binary,  # noqa: E402,F401
-                     port_accepts, rss_kib, stop_process, thread_count, unix_accepts, wait_until)
+from testkit import (PATIENT_WITH_SLOW_CLIENTS, NatsServer, cpu_seconds, fd_count, free_port,  # noqa: E402,F401
+                     nats_server_binary, port_accepts, rss_kib, stop_process, thread_count, unix_accepts, wait_until)
 from testpki import PKI, make_pki, nats_tls_block  # noqa: E402,F401
 
 import pytest  # noqa: E402
@@ -927,17 +927,15 @@ def tls_context(pki: PKI, client_cert: bool = False):
 
 def make_cluster(nats_factory, n: int = 3, extra_config: str = "", name: str = "node") -> list["NatsServer"]:
     """n nats-servers on loopback forming one cluster (full mesh of routes), each with
-    monitoring; returns once every node has a route to every other node.
-    The nodes let a client fall far behind (max_pending, write_deadline): the test's Python
-    subscriber lags the plugin's replay after a failover on a loaded machine, and a node that
-    drops it as a slow consumer loses lines the plugin had delivered."""
+    monitoring, patient with slow clients; returns once every node has a route to every
+    other node."""
     cports = [free_port() for _ in range(n)]
     nodes = []
     for i in range(n):
         routes = ", ".join(f'"nats://127.0.0.1:{p}"' for j, p in enumerate(cports) if j != i)
         conf = (f"server_name: {name}{i}\n"
                 f"cluster {{\n  name: lrc\n  listen: 127.0.0.1:{cports[i]}\n  routes: [{routes}]\n}}\n"
-                + 'max_pending: 536870912\nwrite_deadline: "60s"\n' + extra_config)
+                + PATIENT_WITH_SLOW_CLIENTS + extra_config)
         nodes.append(nats_factory(extra_config=conf, monitor=True, name=f"{name}{i}"))
     ok = wait_until(lambda: all(len(s.routez().get("routes") or []) >= n - 1 for s in nodes), 20, 0.2)
     assert ok, "the cluster did not form: routes " + str([len(s.routez().get("routes") or []) for s in nodes])

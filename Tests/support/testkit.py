@@ -28,6 +28,7 @@ from typing import Callable, Optional
 # sockets and waiting
 # ---------------------------------------------------------------------------
 
+
 def free_port() -> int:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
@@ -131,6 +132,12 @@ def nats_server_binary() -> str:
             return cand
     raise AssertionError("nats-server not found (apt-get install nats-server, or `make deps`; "
                          "or set NATS_SERVER)")
+
+
+# For cluster nodes: the tests' Python subscribers can fall far behind the plugin's replay
+# after a failover, and a node that dropped one as a slow consumer would lose lines the
+# plugin had delivered.
+PATIENT_WITH_SLOW_CLIENTS = 'max_pending: 536870912\nwrite_deadline: "60s"\n'
 
 
 class NatsServer:
