@@ -1,7 +1,7 @@
 import XCTest
 @testable import LogRelayCore
 
-/// The reconnect policy and the server pool that both sinks' connections share.
+/// The reconnect policy, the server pool and the fair gathering that both sinks' connections share.
 final class ConnectionPolicyTests: XCTestCase {
     // MARK: Backoff
 
@@ -108,5 +108,36 @@ final class ConnectionPolicyTests: XCTestCase {
         pool.replaceDiscovered([(a(2), "x")])
         pool.failed(two)
         XCTAssertEqual(ports(pool), [1], "re-announcing does not reset a failing server")
+    }
+
+    // MARK: Gathering
+
+    func testEveryBackloggedStreamIsServedWithinOneTurnOfShares() {
+        let key = LogentriesConnectionKey(host: "127.0.0.1", port: 1, tls: false, caCert: nil)
+        let shell = SinkConnection(proto: LogentriesSink(key: key, tls: nil)) { _ in false }   // never started: no thread, no socket
+        let info = ContainerInfo(containerID: String(repeating: "a", count: 64), containerName: "/web",
+                                 containerImageID: "sha256:" + String(repeating: "b", count: 64), containerImageName: "alpine")
+        let streams = 40
+        let line = [UInt8](repeating: 0x78, count: 100)
+        for i in 0..<streams {
+            let buffer = EventBuffer(limit: 8 << 20, policy: .dropNewest)
+            let records = lineRecords(Array(repeating: line, count: 2000), source: "stdout", time: 1)
+            records.withUnsafeBytes { _ = buffer.append(records: $0, lines: 2000, lineBytes: 200_000) }
+            shell.attach(LogentriesAttachment(buffer: buffer, name: "c\(i)",
+                                              route: LogentriesWire(token: "t", encoder: EventEncoder(info: info, tag: "t", attrs: []))))
+        }
+        // Four shares per call: every stream's turn comes within streams ÷ 4 calls, again and again.
+        let perCall = 4
+        var rotation = 0
+        var scratch: [UInt8] = []
+        for turn in 0..<3 {
+            var served = Set<String>()
+            for _ in 0..<(streams / perCall) {
+                let taken = shell.gatherFairly(budget: perCall * SinkConnection<LogentriesSink>.minimumShare,
+                                               rotation: &rotation, scratch: &scratch) { a, _, _ in served.insert(a.name) }
+                XCTAssertGreaterThan(taken, 0)
+            }
+            XCTAssertEqual(served.count, streams, "turn \(turn): streams left out: \((0..<streams).map { "c\($0)" }.filter { !served.contains($0) })")
+        }
     }
 }

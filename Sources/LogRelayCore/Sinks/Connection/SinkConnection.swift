@@ -152,17 +152,25 @@ public final class SinkConnection<P: SinkProtocol>: Sendable {
 
     /// Takes unsent records of every stream, fairly (a rotating start, an equal share each),
     /// up to `budget` bytes, and hands each stream's records to `body` outside the buffer's
-    /// lock, so the streams never wait for encoding.
+    /// lock, so the streams never wait for encoding. When the budget runs out before every
+    /// stream had its share, the next call starts with the first stream left out: with many
+    /// backlogged streams, each one's turn comes every streams ÷ shares-per-call calls (a start
+    /// moving by one would leave a stream unserved for most of a full turn of starts, long
+    /// enough for its buffer to count its sink as stalled).
     public func gatherFairly(budget: Int, rotation: inout Int, scratch: inout [UInt8],
                              _ body: (Attachment, UnsafeRawBufferPointer, Int64) -> Void) -> Int {
         let list = current
         guard !list.isEmpty else { return 0 }
         var left = budget
         let startAt = rotation % list.count
-        rotation &+= 1
-        for k in 0..<list.count where left > 0 {
+        rotation = startAt + 1
+        for k in 0..<list.count {
+            guard left > 0 else {
+                rotation = startAt + k    // the budget ran out before this stream: the next call starts with it
+                break
+            }
             let a = list[(startAt + k) % list.count]
-            let share = max(left / (list.count - k), 16 * 1024)
+            let share = max(left / (list.count - k), SinkConnection.minimumShare)
             scratch.removeAll(keepingCapacity: true)
             guard let offset = a.buffer.copyUnsent(maxBytes: share, into: &scratch) else { continue }
             left -= scratch.count
@@ -170,6 +178,9 @@ public final class SinkConnection<P: SinkProtocol>: Sendable {
         }
         return budget - left
     }
+
+    /// The smallest share of a gather a stream gets (a few dozen lines at least).
+    static var minimumShare: Int { 16 * 1024 }
 
     /// Detaches finished streams that are delivered (or given up); true when the connection
     /// has had no streams for a while and the registry let it go.

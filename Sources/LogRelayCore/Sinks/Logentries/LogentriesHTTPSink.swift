@@ -235,23 +235,27 @@ public struct LogentriesHTTPSink: SinkProtocol {
     }
 
     /// Takes the next batch: the unsent lines of the streams that share one request target,
-    /// starting from a rotating stream, each an equal share of the limit. Writes the request
-    /// into `out`; false when nothing is waiting. Lines that encode to nothing (empty lines in
-    /// line-only mode) are released at once.
+    /// starting from a rotating stream (the first one left out last time, if any), each an
+    /// equal share of the limit. Writes the request into `out`; false when nothing is waiting.
+    /// Lines that encode to nothing (empty lines in line-only mode) are released at once.
     private func buildRequest(_ shell: LogentriesHTTPConnection, limits: Limits, rotation: inout Int, batch: inout [Piece],
                               raw: inout [UInt8], body: inout [UInt8], scratch: inout [UInt8], out: inout [UInt8]) -> Bool {
         let list = shell.current
         guard !list.isEmpty else { return false }
         let first = rotation % list.count
-        rotation &+= 1
-        guard let lead = (0..<list.count).lazy.map({ list[(first + $0) % list.count] }).first(where: { $0.buffer.hasUnsent }) else {
-            return false
-        }
-        let path = lead.route.path
-        let sharing = (0..<list.count).map { list[(first + $0) % list.count] }.filter { $0.route.path == path && $0.buffer.hasUnsent }
+        rotation = first + 1
+        let order = (0..<list.count).map { (first + $0) % list.count }
+        guard let lead = order.first(where: { list[$0].buffer.hasUnsent }) else { return false }
+        let path = list[lead].route.path
+        let sharing = order.filter { list[$0].route.path == path && list[$0].buffer.hasUnsent }
         body.removeAll(keepingCapacity: true)
         var left = limits.batchBytes
-        for (k, a) in sharing.enumerated() where left > 0 && body.count < LogentriesHTTPSink.bodyBytes {
+        for (k, index) in sharing.enumerated() {
+            guard left > 0 && body.count < LogentriesHTTPSink.bodyBytes else {
+                rotation = index    // the limit ran out before this stream: the next request starts with it (as gatherFairly)
+                break
+            }
+            let a = list[index]
             let share = max(left / (sharing.count - k), 1)
             raw.removeAll(keepingCapacity: true)
             guard let offset = a.buffer.copyUnsent(maxBytes: share, into: &raw) else { continue }
