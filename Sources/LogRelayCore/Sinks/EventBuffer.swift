@@ -79,6 +79,10 @@ public final class EventBuffer: Sendable {
     /// How long a full buffer may hold up reading while the sink is still confirming events.
     public static let stallNanos: Int64 = 2_000_000_000
     public static let defaultThrottleMark = 256 * 1024
+    /// The storage an emptied buffer keeps for the next lines; more is given back, so idle and
+    /// trickling streams cost little each (memory follows what is in flight, not the number of
+    /// containers times their largest burst).
+    static let keptCapacity = 16 * 1024
 
     public struct Appended: Sendable, Equatable {
         /// Lines the buffer-full policy dropped.
@@ -286,7 +290,7 @@ public final class EventBuffer: Sendable {
             s.base = target
             s.lastProgress = Clock.monotonicNanos()
             if s.sent < s.base { s.sent = s.base }
-            if s.head == s.storage.count { s.storage.removeAll(keepingCapacity: s.storage.capacity <= 64 * 1024); s.head = 0 }
+            if s.head == s.storage.count { s.storage.removeAll(keepingCapacity: s.storage.capacity <= EventBuffer.keptCapacity); s.head = 0 }
             s.counters.bufferedBytes = s.live
             recharge(&s)
         }
@@ -387,7 +391,7 @@ extension EventBuffer.State {
     mutating func compactIfNeeded(adding incoming: Int) {
         guard head > 0 && head >= storage.count / 2 else { return }
         let need = live + incoming
-        if storage.capacity > 64 * 1024 && storage.capacity >= 4 * need {
+        if storage.capacity > EventBuffer.keptCapacity && storage.capacity >= 4 * need {
             var smaller = [UInt8]()
             smaller.reserveCapacity(2 * need)
             smaller.append(contentsOf: storage[head...])
