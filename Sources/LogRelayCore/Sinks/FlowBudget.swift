@@ -17,7 +17,7 @@ public final class FlowBudget: Sendable {
     private let onRelease: Wakeup?
     private let holdingWakes = Atomic<Bool>(false)
 
-    public static let defaultLimitBytes = 2 << 20
+    public static let defaultLimitBytes = 1 << 20
     public static let defaultMinimumShare = 16 * 1024
 
     /// `onRelease`: the stream loop's wakeup (nil: nobody waits, as in unit tests).
