@@ -81,17 +81,22 @@ extension NATSSink {
         let maxEvent = framing.maxPayload - headerRoom
         let startOffset = endOffset - Int64(records.count)
         MessageHead.with(route: route, framing: framing, blockRoom: headerRoom) { head in
+            // A local array (the caller's storage, swapped in and back): reading it per record
+            // then costs no retain and release, as reading the captured inout one did.
+            var scratch: [UInt8] = []
+            swap(&scratch, &events)
+            defer { swap(&scratch, &events) }
             var i = 0
             while i < records.count {
                 let (rec, next) = LineRecord.read(records, at: i)
                 i = next
                 let recordEnd = startOffset + Int64(next)
-                events.removeAll(keepingCapacity: true)
+                scratch.removeAll(keepingCapacity: true)
                 if maxEvent > 0 {
                     route.encoder.append(line: rec.line, source: rec.source, timeNano: rec.timeNano, partial: rec.partial,
-                                         maxEventBytes: maxEvent, to: &events)
+                                         maxEventBytes: maxEvent, to: &scratch)
                 }
-                events.withUnsafeBytes { ev in
+                scratch.withUnsafeBytes { ev in
                     var largest = 0
                     var pieces = 0
                     var j = 0
