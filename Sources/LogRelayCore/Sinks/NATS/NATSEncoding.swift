@@ -4,7 +4,9 @@
 // write buffer in one append, the event in a second: no array is touched per line.
 import FoundationEssentials
 
-public struct NATSRoute: Sendable {
+/// A class: the sink reads it per stream and batch, and a struct of arrays and strings would be
+/// retained field by field on every copy.
+public final class NATSRoute: Sendable {
     public let subject: String
     let encoder: EventEncoder
     /// The route's constant pieces, back to back (see `Piece`).
