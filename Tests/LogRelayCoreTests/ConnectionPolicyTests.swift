@@ -115,8 +115,6 @@ final class ConnectionPolicyTests: XCTestCase {
     func testEveryBackloggedStreamIsServedWithinOneTurnOfShares() {
         let key = LogentriesConnectionKey(host: "127.0.0.1", port: 1, tls: false, caCert: nil)
         let shell = SinkConnection(proto: LogentriesSink(key: key, tls: nil)) { _ in false }   // never started: no thread, no socket
-        let info = ContainerInfo(containerID: String(repeating: "a", count: 64), containerName: "/web",
-                                 containerImageID: "sha256:" + String(repeating: "b", count: 64), containerImageName: "alpine")
         let streams = 40
         let line = [UInt8](repeating: 0x78, count: 100)
         for i in 0..<streams {
@@ -124,7 +122,7 @@ final class ConnectionPolicyTests: XCTestCase {
             let records = lineRecords(Array(repeating: line, count: 2000), source: "stdout", time: 1)
             records.withUnsafeBytes { _ = buffer.append(records: $0, lines: 2000, lineBytes: 200_000) }
             shell.attach(LogentriesAttachment(buffer: buffer, name: "c\(i)",
-                                              route: LogentriesWire(token: "t", encoder: EventEncoder(info: info, tag: "t", attrs: []))))
+                                              route: LogentriesWire(token: "t", encoder: EventEncoder(info: LogentriesWireTests.info, tag: "t", attrs: []))))
         }
         // Four shares per call: every stream's turn comes within streams ÷ 4 calls, again and again.
         let perCall = 4

@@ -1095,9 +1095,6 @@ class LogTracker:
                 self.unique.add(v)
         return len(self.unique)
 
-    def wait_unique(self, n: int, timeout: float = DELIVERY_TIMEOUT) -> bool:
-        return wait_until(lambda: self.update() >= n, timeout, 0.25)
-
 
 def accounting(sock_path: str, container: str) -> dict:
     """The container's line counters from GET /metrics (absent ones as 0)."""

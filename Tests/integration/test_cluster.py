@@ -79,8 +79,8 @@ def _check_complete(tracker, entries, what, nodes, taken=None):
         f"subscriber errors: {tracker.sub.errors[-5:]}; servers: {_server_complaints(nodes)}")
     tracker.sub.wait_quiet(1.0)
     tracker.update()
+    assert tracker.unique <= everything, "lines that were never written arrived"
     server_lost = everything - tracker.unique
-    assert tracker.unique == everything - server_lost, "lines that were never written arrived"
     assert first_occurrences(tracker.logs) == [x for x in expected if x not in server_lost], \
         f"{what}: lines arrived out of order"
     return len(tracker.logs) - len(tracker.unique)   # duplicates (re-sent events)
